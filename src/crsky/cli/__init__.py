@@ -1,0 +1,38 @@
+"""Command line: ``crsky <command> ...``; one module per command.
+
+Every command validates its input before computing; a bad value prints one line naming the
+parameter and exits with code 2.
+"""
+
+import argparse
+import importlib
+import sys
+
+from crsky import __version__
+
+# Modules under crsky.cli, each exposing ``register(subparsers)``.
+COMMANDS = ("simulate",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``crsky`` argument parser with all sub-commands registered."""
+    parser = argparse.ArgumentParser(
+        prog="crsky", description="Model the cosmic-ray sky and infer the turbulence behind it."
+    )
+    parser.add_argument("--version", action="version", version=f"crsky {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"crsky.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``crsky`` script; returns the process exit code."""
+    from crsky.cli._common import dispatch
+
+    args = build_parser().parse_args(argv)
+    return dispatch(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
