@@ -1,0 +1,313 @@
+"""Ensembles of field realisations: streamed, written as they finish, resumable.
+
+One realisation = one draw of the turbulent field (:func:`crsky.turbulence.sample_modes`) and
+the back-tracking of ``12 nside²`` CRs arriving from the HEALPix pixel centres
+(relative-diffusion paper, section 3: nside = 32 and 120 realisations). Realisation ``i`` uses the
+PRNG key ``fold_in(PRNGKey(seed), i)``, so the same seed gives identical output whatever the
+order, chunking or interruptions.
+"""
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from crsky import _validate, runfile
+from crsky.diffusion import DiffusionTensor, diffusion_tensor, position_moments
+from crsky.tracing import (
+    FIELD_EVALUATIONS_PER_STEP,
+    SOLVERS,
+    backtrack,
+    default_step,
+    healpix_directions,
+    log_times,
+)
+from crsky.turbulence import KOLMOGOROV_GAMMA, sample_modes, turbulent_field, validate_spectrum
+
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+_KIND = {int: "integer", float: "number", float | None: "number", str: "string", bool: "boolean"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationConfig:
+    """Parameters of a back-tracking ensemble. Lengths in Lc, times as τ = tΩ.
+
+    The defaults are a reduced configuration that runs on a laptop CPU in about a minute; the
+    paper's reference run is ``nside=32, realisations=120, modes=256, t_omega_max=1000``
+    (``configs/paper.toml``).
+
+    Attributes:
+        nside: HEALPix resolution of the arrival directions (power of two).
+        realisations: number of field realisations.
+        modes: number of plane waves N per realisation.
+        sigma2: turbulence level σ² = ⟨δB²⟩/B0².
+        r_larmor: Larmor radius r_L/Lc.
+        lambda_min, lambda_max: shortest/longest wavelength, Lc.
+        lc: bend-over scale of the spectrum, Lc.
+        gamma: spectral index (11/3: Kolmogorov).
+        t_omega_min, t_omega_max, n_times: saved times, log-spaced in τ.
+        solver: ``"boris"`` or ``"tsit5"``.
+        dtype: ``"float32"`` (fast) or ``"float64"`` (needs ``jax_enable_x64``).
+        seed: PRNG seed of the ensemble.
+        dt: Boris step (Tsit5 initial step) in 1/Ω; ``None`` = :func:`default_step`.
+        rtol, atol: Tsit5 tolerances.
+        save_trajectories: store r(−T), p̂(−T) of every trajectory (large).
+        chunk: trajectories integrated per batch (bounds memory).
+    """
+
+    nside: int = 8
+    realisations: int = 4
+    modes: int = 128
+    sigma2: float = 1.0
+    r_larmor: float = 0.1
+    lambda_min: float = 0.01
+    lambda_max: float = 100.0
+    lc: float = 1.0
+    gamma: float = KOLMOGOROV_GAMMA
+    t_omega_min: float = 1.0
+    t_omega_max: float = 100.0
+    n_times: int = 12
+    solver: str = "boris"
+    dtype: str = "float32"
+    seed: int = 0
+    dt: float | None = None
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    save_trajectories: bool = False
+    chunk: int = 3072
+
+    def __post_init__(self):
+        _validate.power_of_two("nside", self.nside)
+        _validate.positive_int("realisations", self.realisations)
+        validate_spectrum(
+            self.modes, self.sigma2, self.lambda_min, self.lambda_max, self.lc, self.gamma
+        )
+        _validate.positive("r_larmor", self.r_larmor)
+        log_times(self.t_omega_max, self.n_times, self.t_omega_min)
+        _validate.one_of("solver", self.solver, SOLVERS)
+        _validate.one_of("dtype", self.dtype, DTYPES)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.dt is not None:
+            _validate.positive("dt", self.dt)
+        _validate.positive("rtol", self.rtol)
+        _validate.positive("atol", self.atol)
+        _validate.positive_int("chunk", self.chunk)
+        if self.dtype == "float64" and not jax.config.jax_enable_x64:
+            raise ValueError(
+                "dtype float64 needs jax.config.update('jax_enable_x64', True) first"
+            )
+
+    @property
+    def sigma(self) -> float:
+        return math.sqrt(self.sigma2)
+
+    @property
+    def step(self) -> float:
+        """The step in 1/Ω actually used."""
+        return self.dt if self.dt is not None else default_step(self.r_larmor, self.lambda_min)
+
+    @property
+    def t_omega(self) -> np.ndarray:
+        return log_times(self.t_omega_max, self.n_times, self.t_omega_min)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, lines: dict[str, int] | None = None) -> "SimulationConfig":
+        """Build from a mapping (a TOML file); unknown keys and wrong types name the key/line."""
+        lines = lines or {}
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for key, value in values.items():
+            where = f" (line {lines[key]})" if key in lines else ""
+            if key not in types:
+                raise ValueError(f"unknown config key {key!r}{where}")
+            expected = _KIND[types[key]]
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = {
+                "integer": number and isinstance(value, int),
+                "number": number,
+                "string": isinstance(value, str),
+                "boolean": isinstance(value, bool),
+            }[expected]
+            if not ok:
+                raise ValueError(f"config key {key!r}{where} must be a {expected}, got {value!r}")
+        converted = {k: float(v) if _KIND[types[k]] == "number" else v for k, v in values.items()}
+        return cls(**converted)
+
+
+def _modes(config: SimulationConfig, index: int):
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), index)
+    modes = sample_modes(
+        key, config.modes, config.sigma, config.lambda_min, config.lambda_max, config.lc,
+        config.gamma, dtype=DTYPES[config.dtype],
+    )
+    return key, modes
+
+
+def _realisation(config: SimulationConfig, index: int, trace, directions: np.ndarray):
+    """Simulate realisation ``index``: returns (arrays for the run file, attrs)."""
+    dtype = DTYPES[config.dtype]
+    key, modes = _modes(config, index)
+    n_pix, chunk = directions.shape[0], min(config.chunk, directions.shape[0])
+    padded = -(-n_pix // chunk) * chunk
+    dirs = np.concatenate([directions, np.tile([[0.0, 0.0, 1.0]], (padded - n_pix, 1))])
+    start = time.perf_counter()
+    r, p, steps = [], [], 0
+    for lo in range(0, padded, chunk):
+        traj = trace(modes, jnp.asarray(dirs[lo : lo + chunk], dtype))
+        r.append(np.asarray(traj.r))
+        p.append(np.asarray(traj.p))
+        steps += int(np.sum(np.asarray(traj.n_steps)[: max(0, min(chunk, n_pix - lo))]))
+    r = np.concatenate(r, axis=1)[:, :n_pix]
+    p = np.concatenate(p, axis=1)[:, :n_pix]
+    wall = time.perf_counter() - start
+    moments = position_moments(jnp.asarray(r))
+    # ⟨δB²⟩^{1/2}/B0 measured at random points in a cube of side λmax
+    points = jax.random.uniform(
+        jax.random.fold_in(key, 1), (4096, 3), dtype=dtype, maxval=config.lambda_max
+    )
+    field_rms = float(jnp.sqrt(jnp.mean(jnp.sum(turbulent_field(modes, points) ** 2, -1))))
+    arrays = {
+        "modes/k": modes.k,
+        "modes/amplitude": modes.amplitude,
+        "modes/phase": modes.phase,
+        "r_mean": moments.r_mean,
+        "rr_mean": moments.rr_mean,
+        "rr_var": moments.rr_var,
+    }
+    if config.save_trajectories:
+        arrays |= {"r": r, "p": p}
+    attrs = {
+        "wall_seconds": wall,
+        "n_steps": steps,
+        "momentum_drift_max": float(np.max(np.abs(np.linalg.norm(p, axis=-1) - 1.0))),
+        "field_rms_over_b0": field_rms,
+    }
+    return arrays, attrs
+
+
+def _tracer(config: SimulationConfig):
+    """The chunk integrator for this configuration, compiled ahead of time.
+
+    Returns (compiled function, compile seconds), so throughput excludes compilation.
+    """
+    t_omega, step = config.t_omega, config.step
+    chunk = min(config.chunk, 12 * config.nside**2)
+
+    def trace(modes, directions):
+        return backtrack(
+            modes, directions, t_omega, config.r_larmor, solver=config.solver, dt=step,
+            rtol=config.rtol, atol=config.atol,
+        )
+
+    start = time.perf_counter()
+    modes = jax.eval_shape(lambda: _modes(config, 0)[1])
+    dirs = jax.ShapeDtypeStruct((chunk, 3), DTYPES[config.dtype])
+    compiled = jax.jit(trace).lower(modes, dirs).compile()
+    return compiled, time.perf_counter() - start
+
+
+def run_ensemble(
+    config: SimulationConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Simulate ``config.realisations`` realisations into the run file ``out``.
+
+    Each finished realisation is written immediately. ``resume=True`` continues an interrupted
+    run (the stored configuration must match, except that ``realisations`` may grow);
+    ``overwrite=True`` replaces an existing file; otherwise an existing ``out`` is an error.
+
+    Returns:
+        a summary dict (see :func:`summarise`) plus ``wall_seconds`` (excluding the one-off
+        ``compile_seconds``) and ``mode_evaluations_per_second`` of the realisations computed in
+        this call.
+    """
+    out = Path(out)
+    if out.exists() and not (resume or overwrite):
+        raise ValueError(
+            f"out {str(out)!r} exists: pass --resume to continue it or --overwrite to replace it"
+        )
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    if resume and out.exists():
+        _check_resumable(config, runfile.read_config(out))
+    else:
+        if out.exists():
+            out.unlink()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        directions = np.asarray(healpix_directions(config.nside))
+        runfile.create(out, config.to_dict(), config.t_omega, directions)
+    done = set(runfile.completed(out))
+    todo = [i for i in range(config.realisations) if i not in done]
+    directions = np.asarray(healpix_directions(config.nside))
+    trace, compile_seconds = _tracer(config) if todo else (None, 0.0)
+    start = time.perf_counter()
+    steps = 0
+    for index in tqdm(todo, desc="realisations", unit="real", disable=not progress):
+        arrays, attrs = _realisation(config, index, trace, directions)
+        runfile.write_realisation(out, index, arrays, attrs)
+        steps += attrs["n_steps"]
+    wall = time.perf_counter() - start
+    evals = steps * config.modes * FIELD_EVALUATIONS_PER_STEP[config.solver]
+    summary = summarise(runfile.load(out))
+    summary["wall_seconds"] = wall
+    summary["compile_seconds"] = compile_seconds
+    summary["mode_evaluations_per_second"] = evals / wall if todo else float("nan")
+    summary["realisations_computed"] = len(todo)
+    return summary
+
+
+def _check_resumable(config: SimulationConfig, stored: dict) -> None:
+    requested = config.to_dict()
+    for key, value in stored.items():
+        if key != "realisations" and requested.get(key) != value:
+            raise ValueError(
+                f"cannot resume: {key} is {requested.get(key)!r} but the run file has {value!r}"
+            )
+
+
+def ensemble_diffusion(run: dict) -> DiffusionTensor:
+    """K_ij(T) of a loaded run (:func:`crsky.runfile.load`)."""
+    config = run["config"]
+    t = run["t_omega"] * config["r_larmor"]  # T = τ r_L in Lc/c
+    n_traj = run["directions"].shape[0]
+    return diffusion_tensor(run["rr_mean"], t, run["rr_var"], n_traj)
+
+
+def summarise(run: dict) -> dict:
+    """Headline numbers of a loaded run: trajectories, |p| drift, field rms, κ∥ and κ⊥."""
+    n_real = len(run["indices"])
+    summary = {
+        "realisations": n_real,
+        "n_trajectories": n_real * run["directions"].shape[0],
+        "t_omega": run["t_omega"],
+    }
+    if not n_real:
+        return summary
+    K = ensemble_diffusion(run)
+    return summary | {
+        "momentum_drift_max": float(np.max(run["attrs"]["momentum_drift_max"])),
+        "field_rms_over_b0": float(np.sqrt(np.mean(run["attrs"]["field_rms_over_b0"] ** 2))),
+        "kappa_parallel": float(K.kappa_parallel[-1]),
+        "kappa_parallel_err": float(K.kappa_parallel_err[-1]),
+        "kappa_perp": float(K.kappa_perp[-1]),
+        "kappa_perp_err": float(K.kappa_perp_err[-1]),
+        "kappa_parallel_vs_t": K.kappa_parallel,
+        "kappa_perp_vs_t": K.kappa_perp,
+    }
+

@@ -1,0 +1,116 @@
+"""Synthetic Kolmogorov turbulence: a regular field plus a sum of random plane waves.
+
+Relative-diffusion paper, section 3 (PHYSICS.md §B):
+
+    B(x) = B0 ẑ + δB(x),   δB(x) = Σ_n δB_n cos(k_n·x + β_n)
+
+with isotropically random directions k̂_n, δB_n ⊥ k_n (random polarisation angle in the plane
+perpendicular to k̂_n), random phases β_n, |k_n| log-spaced from 2π/λmax to 2π/λmin,
+|δB_n|² ∝ k_n³ / (1 + (k_n Lc)^γ) and Σ_n |δB_n|² = 2σ²B0², so that ⟨δB²⟩ = σ²B0².
+
+Units: lengths in ``Lc`` (so ``lc`` is 1 unless the user measures lengths in something else),
+wave numbers in 1/Lc, fields in B0.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from crsky import _validate
+
+KOLMOGOROV_GAMMA = 11.0 / 3.0
+
+
+class Modes(eqx.Module):
+    """One realisation of the turbulent field: ``N`` plane waves (a pytree).
+
+    Attributes:
+        k: wave vectors k_n, shape (N, 3), units 1/Lc.
+        amplitude: δB_n, shape (N, 3), units B0; δB_n · k_n = 0.
+        phase: β_n, shape (N,), radians.
+    """
+
+    k: Float[Array, "n 3"]
+    amplitude: Float[Array, "n 3"]
+    phase: Float[Array, " n"]
+
+
+def validate_spectrum(
+    n_modes: int, sigma: float, lambda_min: float, lambda_max: float, lc: float, gamma: float
+) -> None:
+    """Raise ``ValueError`` naming the first bad turbulence parameter."""
+    _validate.positive_int("n_modes", n_modes)
+    _validate.non_negative("sigma", sigma)
+    _validate.positive("lambda_min", lambda_min)
+    _validate.positive("lambda_max", lambda_max)
+    if float(lambda_min) >= float(lambda_max):
+        raise ValueError(f"lambda_min ({lambda_min}) must be < lambda_max ({lambda_max})")
+    _validate.positive("lc", lc)
+    _validate.positive("gamma", gamma)
+
+
+def sample_modes(
+    key: jax.Array,
+    n_modes: int,
+    sigma: float | jax.Array,
+    lambda_min: float = 0.01,
+    lambda_max: float = 100.0,
+    lc: float = 1.0,
+    gamma: float = KOLMOGOROV_GAMMA,
+    dtype=jnp.float64,
+) -> Modes:
+    """Draw one field realisation (rel.-diffusion paper, section 3).
+
+    Args:
+        key: JAX PRNG key; the same key gives the same realisation.
+        n_modes: number of plane waves ``N`` (more than ~100 are needed for correct diffusion).
+        sigma: turbulence level σ = ⟨δB²⟩^{1/2}/B0. The amplitudes are linear in σ, so the
+            realisation is differentiable in σ at fixed ``key``.
+        lambda_min, lambda_max: shortest and longest wavelength, units Lc.
+        lc: correlation (bend-over) length of the spectrum, units Lc.
+        gamma: spectral index, 11/3 for Kolmogorov.
+        dtype: float dtype of the returned arrays (float64 needs ``jax_enable_x64``).
+
+    Returns:
+        :class:`Modes` with arrays of ``dtype``.
+    """
+    validate_spectrum(n_modes, sigma, lambda_min, lambda_max, lc, gamma)
+    k_dir, k_pol, k_phase = jax.random.split(key, 3)
+    # |k_n| log-spaced from 2π/λmax to 2π/λmin (rel.-diffusion paper, section 3)
+    k_abs = jnp.logspace(
+        jnp.log10(2 * jnp.pi / lambda_max), jnp.log10(2 * jnp.pi / lambda_min), n_modes,
+        dtype=dtype,
+    )
+    # isotropic k̂_n: cos θ uniform in [-1, 1], φ uniform in [0, 2π)
+    u = jax.random.uniform(k_dir, (n_modes, 2), dtype=dtype)
+    cos_t, phi = 2 * u[:, 0] - 1, 2 * jnp.pi * u[:, 1]
+    sin_t = jnp.sqrt(1 - cos_t**2)
+    k_hat = jnp.stack([sin_t * jnp.cos(phi), sin_t * jnp.sin(phi), cos_t], axis=-1)
+    # orthonormal basis of the plane ⊥ k̂_n, and a random polarisation angle in it
+    e1 = jnp.stack([cos_t * jnp.cos(phi), cos_t * jnp.sin(phi), -sin_t], axis=-1)
+    e2 = jnp.stack([-jnp.sin(phi), jnp.cos(phi), jnp.zeros_like(phi)], axis=-1)
+    psi = 2 * jnp.pi * jax.random.uniform(k_pol, (n_modes, 1), dtype=dtype)
+    polarisation = jnp.cos(psi) * e1 + jnp.sin(psi) * e2
+    # |δB_n|² ∝ k_n³ / (1 + (k_n Lc)^γ), Σ|δB_n|² = 2σ²B0² (rel.-diffusion paper, section 3)
+    weight = k_abs**3 / (1 + (k_abs * lc) ** gamma)
+    norm = jnp.sqrt(2 * weight / jnp.sum(weight))
+    amplitude = jnp.asarray(sigma, dtype) * norm[:, None] * polarisation
+    phase = 2 * jnp.pi * jax.random.uniform(k_phase, (n_modes,), dtype=dtype)
+    return Modes(k=k_abs[:, None] * k_hat, amplitude=amplitude, phase=phase)
+
+
+def turbulent_field(modes: Modes, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
+    """δB(x) = Σ_n δB_n cos(k_n·x + β_n) in units of B0, for points ``x`` of shape (..., 3).
+
+    The phases k_n·x reach ~1e4 rad; the product is computed at full precision on every
+    backend (a TF32 matmul on GPUs would ruin them).
+    """
+    # rel.-diffusion paper, section 3: δB(x) = Σ δB_n cos(k_n·x + β_n)
+    arg = jnp.matmul(x, modes.k.T, precision=jax.lax.Precision.HIGHEST) + modes.phase
+    return jnp.matmul(jnp.cos(arg), modes.amplitude, precision=jax.lax.Precision.HIGHEST)
+
+
+def magnetic_field(modes: Modes, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
+    """B(x)/B0 = ẑ + δB(x)/B0 (PHYSICS.md §B), for points ``x`` of shape (..., 3) in Lc."""
+    return turbulent_field(modes, x).at[..., 2].add(1.0)
