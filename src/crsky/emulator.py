@@ -1,0 +1,192 @@
+"""Smooth, differentiable emulator of the simulated spectrum shape ``Ĉ_l/Ĉ_1`` over ``σ``.
+
+The relative-diffusion paper's back-tracking ensembles give ``Ĉ_l = ⟨C_l⟩ − N`` (eq. 3.1) for one
+turbulence level ``σ`` (and ``r_L/Lc``) per run. An emulator table collects, on a grid of
+``σ`` (and optionally ``r_L/Lc``), the ratio ``Ĉ_l/Ĉ_1`` with its simulation error (standard
+error over field realisations). :func:`evaluate` interpolates it with a monotone piecewise-cubic
+Hermite spline (PCHIP, Fritsch & Carlson 1980) in ``ln σ`` and ``ln(r_L/Lc)``: C¹, no
+overshoot between grid points (positive ratios stay positive), and differentiable in both.
+
+Table format (CSV, ``# key: value`` header lines first)::
+
+    # kind: crsky emulator table
+    # synthetic: false          # true only for test tables that were not simulated
+    # config: ...               # the ensemble configuration(s) that made it
+    # command: ...              # the command that rebuilds it
+    sigma,rl_over_lc,ell,ratio,error
+
+with one row per (sigma, rl_over_lc, ell) on a full grid; ``ratio = 1`` and ``error = 0`` at
+``ell = 1``; ``error >= 0`` elsewhere.
+"""
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+EMULATOR_COLUMNS = ("sigma", "rl_over_lc", "ell", "ratio", "error")
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """An emulator table on a full grid.
+
+    ``sigma``: (n_s,) turbulence levels ``σ = sqrt(⟨δB²⟩)/B0``, increasing;
+    ``rl_over_lc``: (n_r,) Larmor radii in ``Lc``, increasing (n_r = 1: a fixed value);
+    ``ell``: (n_l,) multipoles; ``ratio``, ``error``: (n_s, n_r, n_l) ``Ĉ_l/Ĉ_1`` and its
+    simulation standard error; ``meta``: header lines.
+    """
+
+    sigma: jnp.ndarray
+    rl_over_lc: jnp.ndarray
+    ell: np.ndarray
+    ratio: jnp.ndarray
+    error: jnp.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def ell_index(self, ell) -> np.ndarray:
+        """Positions of the multipoles ``ell`` in the table; ``ValueError`` if one is missing."""
+        ell = np.asarray(ell, dtype=int)
+        missing = sorted(set(ell.tolist()) - set(self.ell.tolist()))
+        if missing:
+            raise ValueError(
+                f"emulator table has no ell {missing} (it covers ell {self.ell.min()}.."
+                f"{self.ell.max()}); restrict the data's ell range"
+            )
+        return np.searchsorted(self.ell, ell)
+
+
+def pchip_slopes(x, y):
+    """Node derivatives of the monotone cubic (PCHIP) through ``(x, y)`` along axis 0.
+
+    ``x``: (n,) increasing; ``y``: (n, ...). Interior nodes: weighted harmonic mean of the
+    neighbouring secants, zero at a local extremum; ends: the three-point formula limited to keep
+    monotonicity (Fritsch & Carlson 1980; the choices of ``scipy.interpolate.PchipInterpolator``).
+    """
+    h = jnp.diff(x).reshape((-1,) + (1,) * (y.ndim - 1))
+    delta = jnp.diff(y, axis=0) / h
+    if x.shape[0] == 2:
+        return jnp.concatenate([delta, delta], axis=0)
+    h0, h1, d0, d1 = h[:-1], h[1:], delta[:-1], delta[1:]
+    w1, w2 = 2 * h1 + h0, h1 + 2 * h0
+    same_sign = d0 * d1 > 0
+    safe0, safe1 = jnp.where(same_sign, d0, 1.0), jnp.where(same_sign, d1, 1.0)
+    # Fritsch & Carlson (1980): weighted harmonic mean of secants at interior nodes.
+    interior = jnp.where(same_sign, (w1 + w2) / (w1 / safe0 + w2 / safe1), 0.0)
+
+    def edge(h0, h1, d0, d1):
+        d = ((2 * h0 + h1) * d0 - h0 * d1) / (h0 + h1)
+        d = jnp.where(jnp.sign(d) != jnp.sign(d0), 0.0, d)
+        return jnp.where((jnp.sign(d0) != jnp.sign(d1)) & (jnp.abs(d) > 3 * jnp.abs(d0)), 3 * d0, d)
+
+    first = edge(h[:1], h[1:2], delta[:1], delta[1:2])
+    last = edge(h[-1:], h[-2:-1], delta[-1:], delta[-2:-1])
+    return jnp.concatenate([first, interior, last], axis=0)
+
+
+def pchip(x, y, t):
+    """Evaluate the PCHIP interpolant through ``(x, y)`` at scalar ``t`` (clamped to the grid).
+
+    ``x``: (n,) increasing; ``y``: (n, ...); returns shape ``y.shape[1:]``. Differentiable in
+    ``t`` and ``y``. With one node the value is ``y[0]``.
+    """
+    if x.shape[0] == 1:
+        return y[0]
+    slopes = pchip_slopes(x, y)
+    t = jnp.clip(t, x[0], x[-1])
+    k = jnp.clip(jnp.searchsorted(x, t, side="right") - 1, 0, x.shape[0] - 2)
+    h = x[k + 1] - x[k]
+    s = (t - x[k]) / h
+    # Cubic Hermite basis on [x_k, x_{k+1}].
+    h00, h10 = (1 + 2 * s) * (1 - s) ** 2, s * (1 - s) ** 2
+    h01, h11 = s**2 * (3 - 2 * s), s**2 * (s - 1)
+    return h00 * y[k] + h10 * h * slopes[k] + h01 * y[k + 1] + h11 * h * slopes[k + 1]
+
+
+def evaluate(emulator: Emulator, sigma, rl_over_lc=None):
+    """``(ratio, error)`` at ``σ`` (and ``r_L/Lc``), each of shape (n_l,) over ``emulator.ell``.
+
+    Interpolation is PCHIP in ``ln σ`` and ``ln(r_L/Lc)``, clamped to the grid (callers keep
+    their priors inside it, see :func:`crsky.models.spectrum_sigma_model`). ``rl_over_lc`` is
+    ignored when the table has a single ``r_L/Lc``.
+    """
+    values = jnp.stack([emulator.ratio, emulator.error])  # (2, n_s, n_r, n_l)
+    values = jnp.moveaxis(values, 0, -1)  # (n_s, n_r, n_l, 2)
+    if emulator.rl_over_lc.shape[0] > 1:
+        along_r = jnp.moveaxis(values, 1, 0)  # (n_r, n_s, n_l, 2)
+        values = pchip(jnp.log(emulator.rl_over_lc), along_r, jnp.log(rl_over_lc))
+    else:
+        values = values[:, 0]
+    out = pchip(jnp.log(emulator.sigma), values, jnp.log(sigma))
+    return out[..., 0], out[..., 1]
+
+
+def load_emulator(path: str | Path) -> Emulator:
+    """Read and validate an emulator table (format in the module docstring).
+
+    ``ValueError`` names the file, line and column: missing column, non-finite value,
+    ``sigma``/``rl_over_lc`` <= 0, negative error, duplicate or missing grid points.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"emulator table {str(path)!r} does not exist")
+    meta, header, rows = {}, None, {}
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        if text.startswith("#"):
+            key, sep, value = text.lstrip("#").partition(":")
+            if sep and header is None:
+                meta[key.strip()] = value.strip()
+            continue
+        cells = [c.strip() for c in next(csv.reader([text]))]
+        if header is None:
+            missing = [c for c in EMULATOR_COLUMNS if c not in cells]
+            if missing or len(cells) != len(EMULATOR_COLUMNS):
+                raise ValueError(
+                    f"{path}, line {number}: columns must be {', '.join(EMULATOR_COLUMNS)}"
+                )
+            header = cells
+            continue
+        if len(cells) != len(header):
+            raise ValueError(f"{path}, line {number}: {len(cells)} cells, expected {len(header)}")
+        row = {}
+        for column, cell in zip(header, cells, strict=True):
+            where = f"{path}, line {number}, column {column!r}"
+            try:
+                row[column] = float(cell)
+            except ValueError:
+                raise ValueError(f"{where}: {cell!r} is not a number") from None
+            if not math.isfinite(row[column]):
+                raise ValueError(f"{where}: value must be finite, got {cell!r}")
+            if column in ("sigma", "rl_over_lc", "ell") and row[column] <= 0:
+                raise ValueError(f"{where}: must be > 0, got {cell!r}")
+            if column == "error" and row[column] < 0:
+                raise ValueError(f"{where}: error must be >= 0, got {cell!r}")
+        key = (row["sigma"], row["rl_over_lc"], int(row["ell"]))
+        if key in rows:
+            raise ValueError(f"{path}, line {number}: duplicate grid point {key}")
+        rows[key] = (row["ratio"], row["error"])
+    if not rows:
+        raise ValueError(f"{path}: no data rows")
+    axes = [sorted({k[i] for k in rows}) for i in range(3)]
+    grid = [(s, r, e) for s in axes[0] for r in axes[1] for e in axes[2]]
+    absent = [g for g in grid if g not in rows]
+    if absent:
+        raise ValueError(f"{path}: the (sigma, rl_over_lc, ell) grid is incomplete: no {absent[0]}")
+    if 1 not in axes[2]:
+        raise ValueError(f"{path}: the table needs ell = 1 (the normalisation of Ĉ_l/Ĉ_1)")
+    shape = tuple(len(a) for a in axes)
+    values = np.asarray([rows[g] for g in grid], dtype=float).reshape(*shape, 2)
+    return Emulator(
+        sigma=jnp.asarray(axes[0]),
+        rl_over_lc=jnp.asarray(axes[1]),
+        ell=np.asarray(axes[2], dtype=int),
+        ratio=jnp.asarray(values[..., 0]),
+        error=jnp.asarray(values[..., 1]),
+        meta=meta,
+    )
