@@ -6,7 +6,6 @@ parameter and exits with code 2.
 
 import argparse
 import importlib
-import sys
 
 from crsky import __version__
 
@@ -32,7 +31,3 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     return dispatch(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
