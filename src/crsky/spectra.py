@@ -123,16 +123,12 @@ def _check_lmax(lmax, nside: int) -> int:
     return lmax
 
 
-def _nside_of(maps, name: str = "maps") -> int:
-    """nside from the last axis of ``maps`` (must be 12 nside^2 with nside a power of two)."""
-    shape = np.shape(maps)
-    if len(shape) == 0:
-        raise ValueError(f"{name} must have a last axis of length 12 nside^2, got a scalar")
-    nside = int(round(np.sqrt(shape[-1] / 12)))
-    if nside < 1 or 12 * nside**2 != shape[-1] or nside & (nside - 1):
+def nside_from_npix(npix: int, name: str = "maps") -> int:
+    """HEALPix nside of ``npix = 12 nside^2`` pixels (nside a power of two), else ValueError."""
+    nside = int(round(np.sqrt(npix / 12)))
+    if nside < 1 or 12 * nside**2 != npix or nside & (nside - 1):
         raise ValueError(
-            f"{name} must have a last axis of length 12 nside^2 (nside a power of two), "
-            f"got {shape[-1]}"
+            f"{name} must have a pixel axis of length 12 nside^2 (nside a power of two), got {npix}"
         )
     return nside
 
@@ -269,9 +265,14 @@ def cross_spectra(
     """
     if np.ndim(maps) < 2:
         raise ValueError("maps must have shape (..., k, Npix) for cross-spectra")
-    alm = map2alm(maps, lmax, method=method, plan=plan, iter=iter)
-    x = jnp.moveaxis(alm2cl(alm[..., :, None, :], alm[..., None, :, :]), -1, -3)
+    x = alm_cross_spectra(map2alm(maps, lmax, method=method, plan=plan, iter=iter))
     return np.asarray(x) if method == "healpy" else x
+
+
+def alm_cross_spectra(alm) -> jax.Array:
+    """All cross-spectra of ``k`` alm sets: ``(..., k, nalm)`` -> ``(..., lmax + 1, k, k)``."""
+    alm = jnp.asarray(alm)
+    return jnp.moveaxis(alm2cl(alm[..., :, None, :], alm[..., None, :, :]), -1, -3)
 
 
 def _check_inputs(maps, lmax, method, plan, iter) -> tuple[int, int]:
@@ -279,7 +280,9 @@ def _check_inputs(maps, lmax, method, plan, iter) -> tuple[int, int]:
     _validate.one_of("method", method, METHODS)
     if isinstance(iter, bool) or not isinstance(iter, int | np.integer) or iter < 0:
         raise ValueError(f"iter must be an integer >= 0, got {iter!r}")
-    nside = _nside_of(maps)
+    if np.ndim(maps) == 0:
+        raise ValueError("maps must have a last axis of length 12 nside^2, got a scalar")
+    nside = nside_from_npix(np.shape(maps)[-1])
     _validate.finite("maps", maps)
     if method == "healpy":
         if isinstance(maps, jax.core.Tracer):
