@@ -1,0 +1,121 @@
+"""Figures of the small-scale anisotropy (rel.-diffusion paper Figs. 2 and 3) and sky maps.
+
+Functions take the statistics dicts of :func:`crsky.anisotropy.ensemble_statistics` (one per
+gradient orientation, keyed ``"parallel"`` / ``"perpendicular"``) and return matplotlib Figures;
+the caller saves them (``fig.savefig("fig2.png")``). matplotlib is imported lazily, and the figures
+are built without pyplot (Agg canvas), except the Mollweide map, which healpy draws through pyplot
+and which is detached from pyplot before it is returned.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import healpy as hp
+import numpy as np
+
+from crsky import _validate, spectra
+
+
+def _figure(n_panels: int):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5 * n_panels, 4.5), layout="constrained")
+    return fig, fig.subplots(1, n_panels, squeeze=False, sharey=True)[0]
+
+
+def _check_stats(stats_by_orientation: Mapping) -> None:
+    if not stats_by_orientation:
+        raise ValueError("stats_by_orientation must hold at least one statistics dict")
+    for name, stats in stats_by_orientation.items():
+        missing = [k for k in ("t_omega", "cl_mean", "noise", "cl_hat") if k not in stats]
+        if missing:
+            raise ValueError(f"stats_by_orientation[{name!r}] is missing {', '.join(missing)}")
+
+
+def spectrum_evolution(stats_by_orientation: Mapping, lmax_shown: int = 9):
+    """Fig. 2 analogue: ``<C_0>``, ``<C_1>``, ``<C_l>`` (2 <= l <= lmax_shown), the shot noise
+    (eq. (3.1)) and the standard dipole against ``tOmega`` (log-log), one panel per orientation.
+    """
+    _check_stats(stats_by_orientation)
+    _validate.positive_int("lmax_shown", lmax_shown)
+    fig, axes = _figure(len(stats_by_orientation))
+    for ax, (name, stats) in zip(axes, stats_by_orientation.items(), strict=True):
+        t = np.asarray(stats["t_omega"])
+        cl = np.asarray(stats["cl_mean"])
+        for ell in range(2, min(lmax_shown, cl.shape[1] - 1) + 1):
+            ax.loglog(
+                t,
+                cl[:, ell],
+                color="tab:green",
+                lw=0.8,
+                label=rf"$\langle C_\ell\rangle$, $2\leq\ell\leq{lmax_shown}$"
+                if ell == 2
+                else None,
+            )
+        ax.loglog(t, cl[:, 0], color="tab:blue", label=r"$\langle C_0\rangle$")
+        ax.loglog(t, cl[:, 1], color="black", label=r"$\langle C_1\rangle$")
+        ax.loglog(t, np.asarray(stats["noise"]), color="tab:red", ls="--", label="noise (3.1)")
+        if "dipole_standard" in stats:
+            ax.loglog(
+                t, np.asarray(stats["dipole_standard"]), color="magenta", label="standard dipole"
+            )
+        ax.set_xlabel(r"$t\Omega$")
+        ax.set_title(rf"$\nabla n$ {name} to $B_0$")
+    axes[0].set_ylabel(r"$\langle C_\ell\rangle$")
+    axes[0].legend(fontsize="small")
+    return fig
+
+
+def spectrum_shape(stats_by_orientation: Mapping, time_indices: Sequence[int] | None = None):
+    """Fig. 3 analogue: ``C^_l / C^_1`` versus ``l`` (``C^_l = <C_l> - N``) at three times with
+    error bars over realisations and the noise level ``N / C^_1``, one panel per orientation.
+
+    ``time_indices``: indices into the saved times (default: three spread over the later half).
+    """
+    _check_stats(stats_by_orientation)
+    fig, axes = _figure(len(stats_by_orientation))
+    for ax, (name, stats) in zip(axes, stats_by_orientation.items(), strict=True):
+        t = np.asarray(stats["t_omega"])
+        cl_hat = np.asarray(stats["cl_hat"])
+        err = np.asarray(stats.get("cl_hat_err", np.zeros_like(cl_hat)))
+        indices = (
+            np.unique(np.linspace(len(t) // 2, len(t) - 1, 3).astype(int))
+            if time_indices is None
+            else time_indices
+        )
+        ell = np.arange(1, cl_hat.shape[1])
+        for i, color in zip(indices, ("tab:blue", "tab:orange", "tab:green"), strict=False):
+            norm = cl_hat[i, 1]
+            ax.errorbar(
+                ell,
+                cl_hat[i, 1:] / norm,
+                yerr=err[i, 1:] / abs(norm),
+                color=color,
+                marker="o",
+                ms=3,
+                lw=1,
+                capsize=2,
+                label=rf"$t\Omega = {t[i]:.3g}$",
+            )
+            ax.axhline(np.asarray(stats["noise"])[i] / norm, color=color, ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\ell$")
+        ax.set_title(rf"$\nabla n$ {name} to $B_0$ (dotted: noise)")
+    axes[0].set_ylabel(r"$\hat C_\ell / \hat C_1$")
+    axes[0].legend(fontsize="small")
+    return fig
+
+
+def sky_map(delta_i, title: str = r"relative intensity $\delta I$"):
+    """Mollweide view (healpy.mollview) of one RING-ordered map ``(Npix,)``; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    delta_i = np.asarray(delta_i, dtype=float)
+    if delta_i.ndim != 1:
+        raise ValueError(f"delta_i must be one map of shape (Npix,), got {delta_i.shape}")
+    spectra.nside_from_npix(delta_i.size, "delta_i")
+    _validate.finite("delta_i", delta_i)
+    fig = plt.figure(figsize=(8.5, 5.4))
+    hp.mollview(delta_i, fig=fig.number, title=title, nest=False)
+    plt.close(fig)
+    return fig
