@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from numpyro.infer.util import log_density
 from scipy import stats
+from test_emulator import synthetic_ratio, write_table
 
 from crsky import data, emulator, models
-
-from test_emulator import synthetic_ratio, write_table
 
 
 def table(rows):
