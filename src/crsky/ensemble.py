@@ -246,6 +246,7 @@ def run_ensemble(
         raise ValueError("resume and overwrite exclude each other")
     if resume and out.exists():
         _check_resumable(config, runfile.read_config(out))
+        runfile.discard_partial(out)
     else:
         if out.exists():
             out.unlink()

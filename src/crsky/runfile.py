@@ -26,6 +26,7 @@ none is lost or duplicated.
 
 import datetime
 import json
+import time
 from pathlib import Path
 
 import h5py
@@ -51,21 +52,43 @@ def create(path: Path, config: dict, t_omega: np.ndarray, directions: np.ndarray
         f.create_group("realisations")
 
 
+def _open_read(path: Path) -> h5py.File:
+    # Readers take no HDF5 lock, so inspecting a run file never blocks a running writer.
+    return h5py.File(path, "r", locking=False)
+
+
+def _open_write(path: Path, patience: float = 60.0) -> h5py.File:
+    """Open for appending, waiting up to ``patience`` s for another writer to let go."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return h5py.File(path, "a")
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def read_config(path: Path) -> dict:
     """The configuration stored in a run file."""
-    with h5py.File(path, "r") as f:
+    with _open_read(path) as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"{str(path)!r} is not a crsky run file")
         return json.loads(f.attrs["config"])
 
 
 def completed(path: Path) -> list[int]:
-    """Indices of the realisations stored complete in ``path`` (discards partial writes)."""
-    with h5py.File(path, "a") as f:
+    """Indices of the realisations stored complete in ``path``."""
+    with _open_read(path) as f:
+        return sorted(int(name[1:]) for name in f["realisations"] if name.startswith("r"))
+
+
+def discard_partial(path: Path) -> None:
+    """Delete what an interrupted write left behind (before resuming)."""
+    with _open_write(path) as f:
         group = f["realisations"]
         for name in [n for n in group if n.startswith(_PARTIAL)]:
             del group[name]
-        return sorted(int(name[1:]) for name in group)
 
 
 def write_realisation(path: Path, index: int, arrays: dict, attrs: dict) -> None:
@@ -73,7 +96,7 @@ def write_realisation(path: Path, index: int, arrays: dict, attrs: dict) -> None
 
     ``arrays`` maps dataset paths (``"modes/k"``, ``"r_mean"``, ...) to arrays.
     """
-    with h5py.File(path, "a") as f:
+    with _open_write(path) as f:
         group = f["realisations"]
         tmp = f"{_PARTIAL}{index:05d}"
         if tmp in group:
@@ -104,7 +127,7 @@ def load(path: Path, names: tuple[str, ...] | None = None) -> dict:
     if not path.is_file():
         raise ValueError(f"run file {str(path)!r} does not exist")
     config = read_config(path)
-    with h5py.File(path, "r") as f:
+    with _open_read(path) as f:
         group = f["realisations"]
         keys = sorted(n for n in group if not n.startswith(_PARTIAL))
         out = {

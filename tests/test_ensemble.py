@@ -1,0 +1,150 @@
+"""Ensembles and run files: determinism, incremental writes, resume after Ctrl-C and kill -9."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from crsky import runfile
+from crsky.ensemble import SimulationConfig, run_ensemble
+
+SMALL = dict(nside=2, realisations=3, modes=16, t_omega_max=5.0, n_times=3, dtype="float64")
+
+
+def run_small(path, **kwargs):
+    config = SimulationConfig(**(SMALL | kwargs))
+    return run_ensemble(config, path, progress=False)
+
+
+def assert_same_realisations(a, b):
+    ra, rb = runfile.load(a), runfile.load(b)
+    np.testing.assert_array_equal(ra["indices"], rb["indices"])
+    for name in ("modes/k", "modes/amplitude", "modes/phase", "rr_mean", "r_mean"):
+        np.testing.assert_array_equal(ra[name], rb[name])
+
+
+def test_same_seed_identical_and_other_seed_different(tmp_path):
+    run_small(tmp_path / "a.h5")
+    run_small(tmp_path / "b.h5")
+    assert_same_realisations(tmp_path / "a.h5", tmp_path / "b.h5")
+    run_small(tmp_path / "c.h5", seed=1)
+    assert not np.array_equal(
+        runfile.load(tmp_path / "a.h5")["rr_mean"], runfile.load(tmp_path / "c.h5")["rr_mean"]
+    )
+
+
+def test_run_file_layout_and_summary(tmp_path):
+    path = tmp_path / "run.h5"
+    summary = run_small(path, save_trajectories=True)
+    run = runfile.load(path, names=("r", "p", "modes/k", "rr_mean"))
+    assert run["r"].shape == (3, 3, 48, 3)
+    assert run["modes/k"].shape == (3, 16, 3)
+    assert run["config"]["nside"] == 2
+    np.testing.assert_allclose(run["t_omega"], np.geomspace(1, 5, 3))
+    # stored moments are the trajectory averages of the stored positions
+    r = run["r"]
+    np.testing.assert_allclose(
+        run["rr_mean"], np.einsum("rtmi,rtmj->rtij", r, r) / 48, rtol=1e-12
+    )
+    assert summary["n_trajectories"] == 3 * 48
+    assert summary["momentum_drift_max"] < 1e-12
+    assert summary["kappa_parallel"] > 0 and summary["kappa_perp"] > 0
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "crsky-run"
+        assert set(f["realisations"]) == {"r00000", "r00001", "r00002"}
+
+
+def test_existing_output_needs_resume_or_overwrite(tmp_path):
+    path = tmp_path / "run.h5"
+    run_small(path, realisations=1)
+    with pytest.raises(ValueError, match="--overwrite"):
+        run_small(path, realisations=1)
+    config = SimulationConfig(**(SMALL | dict(realisations=1, seed=5)))
+    run_ensemble(config, path, overwrite=True, progress=False)
+    assert runfile.read_config(path)["seed"] == 5
+
+
+def test_resume_extends_and_rejects_changed_config(tmp_path):
+    path = tmp_path / "run.h5"
+    run_small(path, realisations=2)
+    summary = run_ensemble(SimulationConfig(**SMALL), path, resume=True, progress=False)
+    assert summary["realisations_computed"] == 1
+    run_small(tmp_path / "ref.h5")
+    assert_same_realisations(path, tmp_path / "ref.h5")
+    with pytest.raises(ValueError, match="modes"):
+        run_ensemble(SimulationConfig(**(SMALL | dict(modes=8))), path, resume=True,
+                     progress=False)
+
+
+def test_partial_write_is_discarded_on_resume(tmp_path):
+    path = tmp_path / "run.h5"
+    run_small(path, realisations=2)
+    with h5py.File(path, "a") as f:  # what a kill -9 during a write leaves behind
+        f["realisations"].create_group("_partial00002").create_dataset("rr_mean", data=[1.0])
+    assert runfile.completed(path) == [0, 1]
+    run_ensemble(SimulationConfig(**SMALL), path, resume=True, progress=False)
+    run_small(tmp_path / "ref.h5")
+    assert_same_realisations(path, tmp_path / "ref.h5")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_cli_run_resumes_without_loss(tmp_path, sig):
+    """Ctrl-C / kill -9 a CLI run after its first realisation, resume, compare with a full run."""
+    args = ["--nside", "1", "--realisations", "10", "--modes", "16", "--t-omega-max", "300",
+            "--n-times", "3", "--dtype", "float64", "--no-progress"]
+    path = tmp_path / "run.h5"
+    cmd = [sys.executable, "-m", "crsky", "simulate", *args, "--out", str(path)]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            if path.exists() and len(runfile.completed(path)) >= 1:
+                break
+        except (OSError, KeyError):
+            continue  # file not created yet or being written
+    assert proc.poll() is None, "run finished before it could be interrupted"
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    done = runfile.completed(path)
+    assert 1 <= len(done) < 10
+    subprocess.run([*cmd, "--resume"], env=env, check=True)
+    subprocess.run([*cmd[:-1], str(tmp_path / "ref.h5")], env=env, check=True)
+    assert_same_realisations(path, tmp_path / "ref.h5")
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(nside=6), "nside"),
+        (dict(sigma2=-1.0), "sigma"),
+        (dict(lambda_min=200.0), "lambda_min"),
+        (dict(modes=0), "n_modes"),
+        (dict(t_omega_max=float("nan")), "t_omega_max"),
+        (dict(r_larmor=0.0), "r_larmor"),
+        (dict(solver="euler"), "solver"),
+        (dict(dtype="float16"), "dtype"),
+        (dict(realisations=0), "realisations"),
+        (dict(seed=-1), "seed"),
+    ],
+)
+def test_config_validation(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        SimulationConfig(**kwargs)
+
+
+def test_config_from_toml_mapping_names_key_and_line():
+    with pytest.raises(ValueError, match=r"'nsides' \(line 3\)"):
+        SimulationConfig.from_dict({"nsides": 4}, {"nsides": 3})
+    with pytest.raises(ValueError, match="'modes'.*integer"):
+        SimulationConfig.from_dict({"modes": 1.5})
+    assert SimulationConfig.from_dict({"sigma2": 2}).sigma2 == 2.0
+    assert json.loads(json.dumps(SimulationConfig().to_dict()))["nside"] == 8
