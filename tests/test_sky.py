@@ -28,6 +28,11 @@ def test_relative_intensity_formula():
     K = np.random.default_rng(1).normal(size=(3, 3))
     expected = r @ g - 3 * p @ (K @ g)
     np.testing.assert_allclose(sky.relative_intensity(r, p, g, K), expected, rtol=1e-13)
+    np.testing.assert_allclose(sky.relative_intensity(r[1], p[1], g, K), expected[1], rtol=1e-13)
+    per_time_K = np.stack([K, 2 * K])
+    np.testing.assert_allclose(
+        sky.relative_intensity(r, p, g, per_time_K)[1], r[1] @ g - 6 * p[1] @ (K @ g), rtol=1e-13
+    )
     np.testing.assert_allclose(sky.reference_gradient("parallel", 2.0), [0, 0, 2])
     np.testing.assert_allclose(sky.reference_gradient("perpendicular"), [1, 0, 0])
 

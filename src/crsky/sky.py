@@ -94,7 +94,7 @@ def relative_intensity(r, p, grad_n_over_n, K) -> jnp.ndarray:
     _check_trajectories(r, p)
     c = liouville_coefficients(grad_n_over_n, K)
     # Rel.-diffusion paper eq. (2.1): dI = (r - 3 p K) . grad n / n
-    return jnp.einsum("...pa,...a->...p", jnp.concatenate([r, p], axis=-1), c[..., None, :])
+    return jnp.einsum("...pa,...a->...p", jnp.concatenate([r, p], axis=-1), c)
 
 
 def realisation_summary(
