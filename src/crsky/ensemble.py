@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from crsky import _validate, runfile
+from crsky import _validate, runfile, sky, spectra
+from crsky.anisotropy import SUMMARY_KEYS, ensemble_statistics
 from crsky.diffusion import DiffusionTensor, diffusion_tensor, position_moments
 from crsky.tracing import (
     FIELD_EVALUATIONS_PER_STEP,
@@ -30,7 +31,10 @@ from crsky.tracing import (
 from crsky.turbulence import KOLMOGOROV_GAMMA, sample_modes, turbulent_field, validate_spectrum
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
-_KIND = {int: "integer", float: "number", float | None: "number", str: "string", bool: "boolean"}
+_KIND = {
+    int: "integer", int | None: "integer", float: "number", float | None: "number",
+    str: "string", bool: "boolean",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +60,9 @@ class SimulationConfig:
         seed: PRNG seed of the ensemble.
         dt: Boris step (Tsit5 initial step) in 1/Ω; ``None`` = :func:`default_step`.
         rtol, atol: Tsit5 tolerances.
+        ell_max: largest multipole of the stored spectra; ``None`` = 2 nside (the range where
+            the JAX transform matches healpy to 1e-8).
+        spectra_method: ``"jax"`` or ``"healpy"`` back-end of the per-realisation spectra.
         save_trajectories: store r(−T), p̂(−T) of every trajectory (large).
         chunk: trajectories integrated per batch (bounds memory).
     """
@@ -78,6 +85,8 @@ class SimulationConfig:
     dt: float | None = None
     rtol: float = 1e-6
     atol: float = 1e-8
+    ell_max: int | None = None
+    spectra_method: str = "jax"
     save_trajectories: bool = False
     chunk: int = 3072
 
@@ -98,6 +107,12 @@ class SimulationConfig:
         _validate.positive("rtol", self.rtol)
         _validate.positive("atol", self.atol)
         _validate.positive_int("chunk", self.chunk)
+        _validate.positive_int("ell_max", self.lmax_spectra)
+        if self.lmax_spectra > 3 * self.nside - 1:
+            raise ValueError(
+                f"ell_max must be <= 3 nside - 1 = {3 * self.nside - 1}, got {self.ell_max}"
+            )
+        _validate.one_of("spectra_method", self.spectra_method, ("jax", "healpy"))
         if self.dtype == "float64" and not jax.config.jax_enable_x64:
             raise ValueError(
                 "dtype float64 needs jax.config.update('jax_enable_x64', True) first"
@@ -106,6 +121,11 @@ class SimulationConfig:
     @property
     def sigma(self) -> float:
         return math.sqrt(self.sigma2)
+
+    @property
+    def lmax_spectra(self) -> int:
+        """The largest multipole of the stored spectra."""
+        return self.ell_max if self.ell_max is not None else 2 * self.nside
 
     @property
     def step(self) -> float:
@@ -155,7 +175,9 @@ def _modes(config: SimulationConfig, index: int):
     return key, modes
 
 
-def _realisation(config: SimulationConfig, index: int, trace, directions: np.ndarray):
+def _realisation(
+    config: SimulationConfig, index: int, trace, directions: np.ndarray, plan: spectra.SHTPlan
+):
     """Simulate realisation ``index``: returns (arrays for the run file, attrs)."""
     dtype = DTYPES[config.dtype]
     key, modes = _modes(config, index)
@@ -186,6 +208,14 @@ def _realisation(config: SimulationConfig, index: int, trace, directions: np.nda
         "rr_mean": moments.rr_mean,
         "rr_var": moments.rr_var,
     }
+    # Per-realisation spectra of the six Liouville basis maps (r, p̂), in float64 when enabled
+    basis_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    summary = sky.realisation_summary(
+        jnp.asarray(r, basis_dtype), jnp.asarray(p, basis_dtype), plan,
+        method=config.spectra_method,
+    )
+    arrays |= {f"spectra/{name}": value for name, value in summary.items()}
+    arrays["maps_last"] = np.concatenate([r[-1], p[-1]], axis=-1)
     if config.save_trajectories:
         arrays |= {"r": r, "p": p}
     attrs = {
@@ -257,10 +287,11 @@ def run_ensemble(
     todo = [i for i in range(config.realisations) if i not in done]
     directions = np.asarray(healpix_directions(config.nside))
     trace, compile_seconds = _tracer(config) if todo else (None, 0.0)
+    plan = spectra.make_plan(config.nside, config.lmax_spectra)
     start = time.perf_counter()
     steps = 0
     for index in tqdm(todo, desc="realisations", unit="real", disable=not progress):
-        arrays, attrs = _realisation(config, index, trace, directions)
+        arrays, attrs = _realisation(config, index, trace, directions, plan)
         runfile.write_realisation(out, index, arrays, attrs)
         steps += attrs["n_steps"]
     wall = time.perf_counter() - start
@@ -290,8 +321,36 @@ def ensemble_diffusion(run: dict) -> DiffusionTensor:
     return diffusion_tensor(run["rr_mean"], t, run["rr_var"], n_traj)
 
 
+def anisotropy(run: dict, K_liouville=None, strength: float = 1.0) -> dict[str, dict]:
+    """Ensemble anisotropy statistics of a loaded run for both reference gradients.
+
+    Args:
+        run: :func:`crsky.runfile.load` output.
+        K_liouville: K (Lc·c, (3, 3)) in the Liouville map; default the ensemble K at the last
+            time.
+        strength: |∇n|/n in 1/Lc (spectra scale with its square).
+
+    Returns:
+        ``{"parallel": stats, "perpendicular": stats}`` with the dicts of
+        :func:`crsky.anisotropy.ensemble_statistics`.
+    """
+    config = run["config"]
+    summaries = {name: run[f"spectra/{name}"] for name in SUMMARY_KEYS}
+    K = ensemble_diffusion(run).K
+    return {
+        orientation: ensemble_statistics(
+            summaries, run["t_omega"], config["r_larmor"], K,
+            sky.reference_gradient(orientation, strength), nside=config["nside"],
+            K_liouville=K_liouville,
+        )
+        for orientation in sky.ORIENTATIONS
+    }
+
+
 def summarise(run: dict) -> dict:
-    """Headline numbers of a loaded run: trajectories, |p| drift, field rms, κ∥ and κ⊥."""
+    """Headline numbers of a loaded run: trajectories, |p| drift, field rms, κ∥ and κ⊥, and
+    the spectra (``ell``, ``cl_mean``, ``cl_hat``, ``noise``, ``sum_rule_lhs``/``_rhs`` (eq. 2.5)
+    per gradient orientation, unit |∇n|/n = 1/Lc)."""
     n_real = len(run["indices"])
     summary = {
         "realisations": n_real,
@@ -301,7 +360,17 @@ def summarise(run: dict) -> dict:
     if not n_real:
         return summary
     K = ensemble_diffusion(run)
-    return summary | {
+    stats = anisotropy(run)
+    per_orientation = {
+        key: {o: s[field] for o, s in stats.items()}
+        for key, field in (("cl_mean", "cl_mean"), ("cl_hat", "cl_hat"), ("noise", "noise"))
+    }
+    per_orientation["sum_rule_lhs"] = {o: s["sum_rules"]["variance"] for o, s in stats.items()}
+    per_orientation["sum_rule_rhs"] = {
+        o: s["sum_rules"]["variance_rhs"] for o, s in stats.items()
+    }
+    return summary | per_orientation | {
+        "ell": np.arange(run["spectra/cross_spectra"].shape[2]),
         "momentum_drift_max": float(np.max(run["attrs"]["momentum_drift_max"])),
         "field_rms_over_b0": float(np.sqrt(np.mean(run["attrs"]["field_rms_over_b0"] ** 2))),
         "kappa_parallel": float(K.kappa_parallel[-1]),
