@@ -81,7 +81,8 @@ def test_spectrum_data_selection_and_free_noise():
 @pytest.mark.parametrize(("args", "message"), [
     ((0, 5), "ell_min must be an integer >= 1"),
     ((5, 4), "ell_max=4 must be >= ell_min=5"),
-    ((7, 20), r"'HAWC' has 0 row\(s\) in the model's ell range \[7, 20\]"),
+    ((7, 8), r"'HAWC' has 0 row\(s\) in the model's ell range \[7, 8\]"),
+    ((1, 9), r"\[1, 9\] reaches beyond the data, which cover ell 1..8"),
     ((1, 5, ["Auger"]), "experiment 'Auger' is not in the C_l table"),
 ])
 def test_spectrum_data_range_errors(args, message):

@@ -66,6 +66,7 @@ def fit_laplace(model, model_kwargs: dict, seed: int = 0, draws: int = 4000,
     )
     x0, unravel = ravel_pytree(init.z)
 
+    @jax.jit
     def potential(x):
         return potential_fn(unravel(x))
 
@@ -76,7 +77,7 @@ def fit_laplace(model, model_kwargs: dict, seed: int = 0, draws: int = 4000,
     if solution.result != optx.RESULTS.successful:
         raise ValueError(f"MAP fit did not converge in {max_steps} BFGS steps")
     mode_x = solution.value
-    hessian = jax.hessian(potential)(mode_x)
+    hessian = jax.jit(jax.hessian(potential))(mode_x)
     hessian = 0.5 * (hessian + hessian.T)
     eigenvalues = jnp.linalg.eigvalsh(hessian)
     if not bool(jnp.all(eigenvalues > 0)):
@@ -87,7 +88,7 @@ def fit_laplace(model, model_kwargs: dict, seed: int = 0, draws: int = 4000,
     covariance = jnp.linalg.inv(hessian)
     chol = jnp.linalg.cholesky(covariance)
     z = mode_x + jax.random.normal(key_draw, (draws, mode_x.size)) @ chol.T
-    samples = jax.vmap(lambda x: postprocess_fn(unravel(x)))(z)
+    samples = jax.jit(jax.vmap(lambda x: postprocess_fn(unravel(x))))(z)
     names = tuple(name for name in sorted(init.z) for _ in range(np.size(init.z[name])))
     return LaplaceFit(
         mode={k: np.asarray(v) for k, v in postprocess_fn(unravel(mode_x)).items()},

@@ -270,8 +270,9 @@ class SpectrumData:
 def spectrum_data(table: ClTable, ell_min: int, ell_max: int, experiments=None) -> SpectrumData:
     """Select rows ``ell_min <= l <= ell_max`` (and the named ``experiments``, default all).
 
-    ``ValueError`` if ``ell_min < 1`` (the closure models ``l >= 1``), ``ell_max < ell_min``, an
-    experiment is not in the table, or a selected experiment has fewer than 2 rows in range.
+    ``ValueError`` if ``ell_min < 1`` (the closure models ``l >= 1``), ``ell_max < ell_min``, the
+    range reaches beyond the selected experiments' multipoles, an experiment is not in the table,
+    or a selected experiment has fewer than 2 rows in range.
     """
     _validate.positive_int("ell_min", ell_min)
     _validate.positive_int("ell_max", ell_max)
@@ -284,7 +285,14 @@ def spectrum_data(table: ClTable, ell_min: int, ell_max: int, experiments=None) 
                 f"experiment {name!r} is not in the C_l table "
                 f"(it has {', '.join(table.experiments)})"
             )
-    keep = np.isin(table.experiment, experiments) & (table.ell >= ell_min) & (table.ell <= ell_max)
+    chosen = np.isin(table.experiment, experiments)
+    have_min, have_max = table.ell[chosen].min(), table.ell[chosen].max()
+    if ell_min < have_min or ell_max > have_max:
+        raise ValueError(
+            f"the model's ell range [{ell_min}, {ell_max}] reaches beyond the data, which cover "
+            f"ell {have_min}..{have_max}"
+        )
+    keep = chosen & (table.ell >= ell_min) & (table.ell <= ell_max)
     for name in experiments:
         rows = keep & (table.experiment == name)
         if rows.sum() < 2:

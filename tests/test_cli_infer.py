@@ -1,0 +1,119 @@
+"""``crsky infer`` and ``crsky mock``: bad input fails before sampling; a small run writes outputs.
+
+The end-to-end run uses a SYNTHETIC emulator table (made in the test, not simulated) and noiseless
+C_l at sigma = 1, r_L/Lc = 0.1; reference: those true values must lie in the 95 % interval.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_emulator import synthetic_ratio, write_table
+
+from crsky import data
+from crsky.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def sigma_run(tmp_path):
+    """A spectrum_sigma run file on a synthetic emulator and exact C_l at sigma=1, rl=0.1."""
+    write_table(tmp_path / "emu.csv")
+    ell = np.arange(1, 9)
+    cl = 1e-6 * synthetic_ratio(1.0, 0.1, ell)
+    sigma = np.asarray(data.cosmic_variance_sigma(cl, ell, 0.7, 1.8e-10))
+    data.write_cl_table(tmp_path / "cl.csv", data.ClTable(
+        ell=ell, cl=cl, error=sigma, experiment=np.full(8, "HAWC"), f_sky=np.full(8, 0.7),
+        noise=np.full(8, 1.8e-10), meta={"mock": "true", "truth": "sigma=1, rl_over_lc=0.1"}))
+    text = """model = "spectrum_sigma"
+[data]
+cl_table = "cl.csv"
+emulator = "emu.csv"
+ell_min = 1
+ell_max = 8
+[sampler]
+chains = 1
+warmup = 150
+samples = 150
+seed = 1
+[diagnostics]
+ess_min_per_chain = 1e9
+"""
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def run_cli(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_small_run_writes_outputs_and_fails_impossible_thresholds(sigma_run, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(["infer", str(sigma_run), "--out", str(out_dir), "--json"], capsys)
+    assert code == 1 and "warning: diagnostics failed" in err and "ess_bulk" in err
+    printed = json.loads(out)
+    for name in ("sigma", "rl_over_lc", "c1"):
+        row = printed["parameters"][name]
+        assert set(row) == {"median", "q68", "q95", "r_hat", "ess_bulk", "ess_tail"}
+    assert printed["parameters"]["sigma"]["q95"][0] < 1.0 < printed["parameters"]["sigma"]["q95"][1]
+    lo, hi = printed["parameters"]["rl_over_lc"]["q95"]
+    assert lo < 0.1 < hi
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["data"]["mock"] == "true" and "laplace" in summary
+    assert summary["diagnostics"]["passed"] is False
+    for name in ("posterior.nc", "trace.png", "corner.png"):
+        assert (out_dir / name).stat().st_size > 0
+
+
+def edit(path, old, new):
+    path.write_text(path.read_text().replace(old, new))
+    return path
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("[data]", "colour = 1\n[data]"), "unknown key 'colour' (line 2)"),
+    (("[sampler]", "[priors]\nsgma = {dist='uniform', low=0.5, high=2}\n[sampler]"),
+     "unknown parameter(s) 'sgma'"),
+    (("[sampler]", "[priors]\nsigma = {dist='uniform', low=0.5, high=9}\n[sampler]"),
+     "[0.5, 9] leaves the parameter's support (0.25, 4)"),
+    (("ell_max = 8", "ell_max = 12"), "[1, 12] reaches beyond the data, which cover ell 1..8"),
+    (("ell_min = 1", "ell_min = 10\nell_max = 12"), None),
+    (("ell_min = 1", "ell_min = 0"), "ell_min must be an integer >= 1"),
+    (('model = "spectrum_sigma"', 'model = "sky"'), "model must be one of"),
+    (("chains = 1", "chains = 0"), "chains must be an integer >= 1"),
+    (("seed = 1", "sed = 1"), "unexpected keyword argument 'sed'"),
+])
+def test_bad_run_files_fail_before_sampling(sigma_run, tmp_path, capsys, change, message):
+    edit(sigma_run, *change)
+    code, _, err = run_cli(["infer", str(sigma_run), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and err.startswith("crsky infer: error:")
+    if message:
+        assert message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_output_folder_is_refused(sigma_run, tmp_path, capsys):
+    code, _, err = run_cli(["infer", str(sigma_run), "--out", str(tmp_path)], capsys)
+    assert code == 2 and "already exists" in err
+
+
+def test_mock_command_records_truth_seed_and_command(tmp_path, capsys):
+    out = tmp_path / "mock.csv"
+    argv = ["mock", "--experiments", str(ROOT / "data" / "cl_experiments.toml"), "--p", "0.5",
+            "--q1", "1e-6", "--seed", "7", "--out", str(out)]
+    assert run_cli(argv, capsys)[0] == 0
+    table = data.load_cl_table(out)
+    assert table.meta["mock"] == "true" and table.meta["seed"] == "7"
+    assert table.meta["truth"] == "p=0.5, q1=1e-06"
+    assert table.meta["command"].startswith("crsky mock --experiments")
+    assert table.experiments == ("IceCube", "HAWC")
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "--overwrite" in err
+    # The recorded command regenerates the same table.
+    assert run_cli(table.meta["command"].split()[1:], capsys)[0] == 0
+    np.testing.assert_array_equal(data.load_cl_table(out).cl, table.cl)
