@@ -10,7 +10,7 @@ import importlib
 from crsky import __version__
 
 # Modules under crsky.cli, each exposing ``register(subparsers)``.
-COMMANDS = ("simulate", "infer", "mock")
+COMMANDS = ("simulate", "plot", "infer", "mock")
 
 
 def build_parser() -> argparse.ArgumentParser:

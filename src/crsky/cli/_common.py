@@ -46,10 +46,12 @@ def load_toml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file {str(path)!r} does not exist")
+    text = path.read_text()
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {str(path)!r} is malformed: {exc}") from None
+        where = str(exc).replace("end of document", f"line {len(text.splitlines())}, the end")
+        raise ValueError(f"config file {str(path)!r} is malformed: {where}") from None
 
 
 def toml_key_lines(path: str | Path) -> dict[str, int]:

@@ -1,0 +1,71 @@
+"""``crsky plot RUNFILE``: the relative-diffusion paper's Figs. 2 and 3 and a δI sky map, as PNG."""
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "plot",
+        help="draw Fig. 2/3 analogues and a Mollweide map of dI from a run file",
+        description=(
+            "Fig. 2 analogue (<C_0>, <C_1>, <C_l> for 2 <= l <= 9, shot noise and standard dipole "
+            "against t*Omega), Fig. 3 analogue (C^_l / C^_1 at three times with the noise level) "
+            "for gradients parallel and perpendicular to B0, and a Mollweide map of dI of one "
+            "realisation at the last saved time. Unit gradient |grad n|/n = 1/Lc."
+        ),
+    )
+    p.add_argument("runfile", help="run file written by 'crsky simulate'")
+    p.add_argument("--out", default=None, help="folder for the PNGs (default: next to RUNFILE)")
+    p.add_argument("--realisation", type=int, default=0, help="realisation shown in the map")
+    p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"),
+                   help="gradient of the map")
+    p.set_defaults(func=run)
+
+
+def draw(runfile_path: str | Path, out: str | Path, realisation: int = 0,
+         orientation: str = "parallel") -> dict[str, Path]:
+    """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import jax.numpy as jnp
+    import numpy as np
+
+    from crsky import plotting, runfile, sky
+    from crsky.ensemble import anisotropy
+
+    run = runfile.load(runfile_path)
+    if not len(run["indices"]):
+        raise ValueError(f"runfile {str(runfile_path)!r} holds no finished realisation")
+    if realisation not in run["indices"]:
+        raise ValueError(f"realisation {realisation} is not in {str(runfile_path)!r}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = anisotropy(run)
+    maps = run["maps_last"][list(run["indices"]).index(realisation)]
+    delta_i = sky.relative_intensity(
+        jnp.asarray(maps[:, :3]), jnp.asarray(maps[:, 3:]),
+        sky.reference_gradient(orientation), stats[orientation]["K_liouville"],
+    )
+    figures = {
+        "fig2_spectrum_vs_time": plotting.spectrum_evolution(stats),
+        "fig3_spectrum_shape": plotting.spectrum_shape(stats),
+        "sky_map": plotting.sky_map(
+            np.asarray(delta_i),
+            title=rf"$\delta I$, realisation {realisation}, "
+            rf"$t\Omega = {run['t_omega'][-1]:g}$, $\nabla n$ {orientation} to $B_0$",
+        ),
+    }
+    paths = {}
+    for name, fig in figures.items():
+        paths[name] = out / f"{name}.png"
+        fig.savefig(paths[name], dpi=110, bbox_inches="tight")
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.out or Path(args.runfile).with_suffix("").as_posix() + "-plots"
+    for path in draw(args.runfile, out, args.realisation, args.orientation).values():
+        print(path)
+    return 0
