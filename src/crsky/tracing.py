@@ -221,20 +221,28 @@ def backtrack(
             max_steps=max_steps or max(4096, int(400 * t_save[-1] / dt)),
         )
 
-    def one(n_hat):
-        y0 = (jnp.zeros(3, dtype), -n_hat.astype(dtype))
+    directions = jnp.asarray(directions)
+    if solver == "boris":
+        # Fixed steps: every trajectory sees the same grid, so the whole batch is one diffrax
+        # state of shape (M, 3) (identical arithmetic to a vmap over trajectories, without
+        # the per-trajectory masking of the vmapped while loop).
+        y0 = (jnp.zeros(directions.shape, dtype), -directions.astype(dtype))
         sol = diffrax.diffeqsolve(
             term, t0=0.0, t1=float(t_save[-1]), y0=y0, args=force, saveat=saveat, **kwargs
         )
-        return sol.ys, sol.stats["num_steps"]
+        (r, p), n_steps = sol.ys, jnp.full(directions.shape[:1], sol.stats["num_steps"])
+    else:
 
-    (r, p), n_steps = jax.vmap(one)(jnp.asarray(directions))
-    return Trajectories(
-        t_omega=jnp.asarray(t_save, dtype),
-        r=jnp.swapaxes(r, 0, 1),
-        p=jnp.swapaxes(p, 0, 1),
-        n_steps=n_steps,
-    )
+        def one(n_hat):
+            y0 = (jnp.zeros(3, dtype), -n_hat.astype(dtype))
+            sol = diffrax.diffeqsolve(
+                term, t0=0.0, t1=float(t_save[-1]), y0=y0, args=force, saveat=saveat, **kwargs
+            )
+            return sol.ys, sol.stats["num_steps"]
+
+        # adaptive steps: one diffeqsolve per trajectory, each with its own step sequence
+        (r, p), n_steps = jax.vmap(one, out_axes=((1, 1), 0))(directions)
+    return Trajectories(t_omega=jnp.asarray(t_save, dtype), r=r, p=p, n_steps=n_steps)
 
 
 def healpix_directions(nside: int, dtype=jnp.float64) -> Float[Array, "npix 3"]:

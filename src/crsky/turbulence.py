@@ -12,9 +12,12 @@ Units: lengths in ``Lc`` (so ``lc`` is 1 unless the user measures lengths in som
 wave numbers in 1/Lc, fields in B0.
 """
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from crsky import _validate
@@ -102,15 +105,55 @@ def sample_modes(
     return Modes(k=k_abs[:, None] * k_hat, amplitude=amplitude, phase=phase)
 
 
+def _sin_taylor_coefficients(dtype) -> tuple[float, ...]:
+    """Odd Taylor coefficients of sin(2πv), |v| ≤ 1/4, truncated below half an ulp of ``dtype``.
+
+    The first omitted term bounds the error: (π/2)^(2n+1)/(2n+1)! < eps/2 gives n = 6 terms
+    for float32 (5.7e-8) and n = 11 for float64 (1.3e-18).
+    """
+    eps = float(jnp.finfo(dtype).eps)
+    n = 1
+    while (np.pi / 2) ** (2 * n + 1) / math.factorial(2 * n + 1) >= eps / 2:
+        n += 1
+    # sin(2πv) = Σ_j (−1)^j (2π)^(2j+1) v^(2j+1) / (2j+1)!
+    return tuple(
+        (-1) ** j * (2 * np.pi) ** (2 * j + 1) / math.factorial(2 * j + 1) for j in range(n)
+    )
+
+
+def cos_turns(u: Float[Array, "..."]) -> Float[Array, "..."]:
+    """cos(2πu) for phases ``u`` in turns, accurate to ~1 ulp of ``u.dtype`` (float32/float64).
+
+    XLA:CPU evaluates ``jnp.cos`` one element at a time (~1e8/s per core), 10-20x slower than
+    this vectorisable form: the reduction r = u − round(u) ∈ [−1/2, 1/2] is exact in floating
+    point, then cos(2πr) = sin(2π(1/4 − |r|)) with the argument in [−π/2, π/2], where a Taylor
+    polynomial in Horner form converges fast and without cancellation. Measuring phases in
+    turns also avoids the rounding of the product 2π·u, which for |u| ~ 1e3 costs ~1e-3 rad in
+    float32. Differentiable (round has zero derivative almost everywhere).
+    """
+    r = u - jnp.round(u)
+    v = 0.25 - jnp.abs(r)
+    v2 = v * v
+    coefficients = _sin_taylor_coefficients(u.dtype)
+    # Horner evaluation of the odd Taylor polynomial of sin(2πv)
+    poly = jnp.asarray(coefficients[-1], u.dtype)
+    for c in coefficients[-2::-1]:
+        poly = poly * v2 + c
+    return poly * v
+
+
 def turbulent_field(modes: Modes, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
     """δB(x) = Σ_n δB_n cos(k_n·x + β_n) in units of B0, for points ``x`` of shape (..., 3).
 
-    The phases k_n·x reach ~1e4 rad; the product is computed at full precision on every
-    backend (a TF32 matmul on GPUs would ruin them).
+    The phases are formed in turns, (k_n/2π)·x + β_n/2π, and the cosine by :func:`cos_turns`.
+    They reach ~1e3 turns; both products run at full precision on every backend (a TF32
+    matmul on GPUs would ruin them). Cost: 2 small matmuls and one cosine per point and mode.
     """
-    # rel.-diffusion paper, section 3: δB(x) = Σ δB_n cos(k_n·x + β_n)
-    arg = jnp.matmul(x, modes.k.T, precision=jax.lax.Precision.HIGHEST) + modes.phase
-    return jnp.matmul(jnp.cos(arg), modes.amplitude, precision=jax.lax.Precision.HIGHEST)
+    turns = 1 / (2 * np.pi)
+    # rel.-diffusion paper, section 3: δB(x) = Σ δB_n cos(k_n·x + β_n), phase in turns
+    u = jnp.matmul(x, (modes.k * turns).T, precision=jax.lax.Precision.HIGHEST)
+    u = u + modes.phase * turns
+    return jnp.matmul(cos_turns(u), modes.amplitude, precision=jax.lax.Precision.HIGHEST)
 
 
 def magnetic_field(modes: Modes, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
