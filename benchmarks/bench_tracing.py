@@ -1,0 +1,234 @@
+"""Back-tracking throughput: mode-evaluations per second (issue 6).
+
+Figure of merit: trajectory-steps × field evaluations per step × modes / wall seconds, for one
+field realisation of N modes and the 12 nside² HEALPix trajectories, compile time and a
+warm-up call excluded. Prints one JSON line (machine, load, sizes, median and best of
+``--repeats`` timings, peak memory).
+
+Variants (``--variant``):
+
+- ``engine``: :func:`crsky.tracing.backtrack` as shipped (optionally sharded over ``--devices``
+  host or accelerator devices with :func:`crsky.sharding.shard_trajectories`);
+- ``baseline``: the formulation before issue 6, kept here only to measure the gap: ``jnp.cos``
+  of radian phases and one vmapped ``diffeqsolve`` per trajectory;
+- ``fori``: the Boris push in a bare ``lax.fori_loop`` with the engine's field (no saving, no
+  diffrax), a lower bound on the loop overhead;
+- ``recurrence``: cos/sin of every phase carried along the trajectory and advanced by the
+  rotation through k·Δx each step (the trigonometric recurrence), timing only.
+
+Examples::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tracing.py
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tracing.py --variant baseline
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tracing.py --devices 2 --chunk 12288
+    .venv/bin/python benchmarks/bench_tracing.py --solver tsit5 --t-omega 0.5
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--variant", default="engine",
+                   choices=("engine", "baseline", "fori", "recurrence"))
+    p.add_argument("--solver", default="boris", choices=("boris", "tsit5"))
+    p.add_argument("--modes", type=int, default=256, help="plane waves N")
+    p.add_argument("--nside", type=int, default=32, help="12 nside^2 trajectories")
+    p.add_argument("--chunk", type=int, default=3072, help="trajectories per compiled call")
+    p.add_argument("--t-omega", type=float, default=4.0, help="back-tracking time tOmega")
+    p.add_argument("--dt", type=float, default=0.02, help="step in 1/Omega (default_step)")
+    p.add_argument("--r-larmor", type=float, default=0.1, help="r_L / Lc")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--devices", type=int, default=1,
+                   help="shard trajectories over this many devices (CPU: forced host devices)")
+    p.add_argument("--xla-flags", default="", help="extra XLA_FLAGS, e.g. CPU codegen flags")
+    return p.parse_args()
+
+
+ARGS = _parse()
+# Device count and XLA flags must be set before jax is imported.
+_flags = [ARGS.xla_flags] if ARGS.xla_flags else []
+if ARGS.devices > 1 and "--xla_force_host_platform_device_count" not in os.environ.get(
+    "XLA_FLAGS", ""
+):
+    _flags.append(f"--xla_force_host_platform_device_count={ARGS.devices}")
+os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *_flags]).strip()
+
+import diffrax  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+if ARGS.dtype == "float64":
+    jax.config.update("jax_enable_x64", True)
+
+from crsky.sharding import device_mesh, shard_trajectories  # noqa: E402
+from crsky.tracing import (  # noqa: E402
+    FIELD_EVALUATIONS_PER_STEP,
+    Boris,
+    LorentzForce,
+    backtrack,
+    healpix_directions,
+)
+from crsky.turbulence import Modes, cos_turns, magnetic_field, sample_modes  # noqa: E402
+
+
+def _machine() -> str:
+    if jax.default_backend() != "cpu":
+        return jax.devices()[0].device_kind
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                     if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        model = platform.processor()
+    return f"{model}, {os.cpu_count()} cores"
+
+
+class _CosForce(LorentzForce):
+    """The pre-issue-6 field: jnp.cos of radian phases (``baseline`` only)."""
+
+    def field(self, x):
+        m = self.modes
+        arg = jnp.matmul(x, m.k.T, precision=jax.lax.Precision.HIGHEST) + m.phase
+        db = jnp.matmul(jnp.cos(arg), m.amplitude, precision=jax.lax.Precision.HIGHEST)
+        return db.at[..., 2].add(1.0)
+
+
+def _baseline(modes: Modes, directions, t_save, r_larmor, dt):
+    """One Boris diffeqsolve per trajectory under vmap, jnp.cos field (pre-issue-6 engine)."""
+    dtype = modes.k.dtype
+    force = _CosForce(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
+    n = int(round(t_save[-1] / dt))
+    grid = jnp.linspace(0.0, t_save[-1], n + 1, dtype=dtype)
+
+    def one(n_hat):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(lambda t, y, a: a(t, y)), Boris(), 0.0, float(t_save[-1]), None,
+            (jnp.zeros(3, dtype), -n_hat), args=force,
+            saveat=diffrax.SaveAt(ts=jnp.asarray(t_save, dtype)),
+            stepsize_controller=diffrax.StepTo(ts=grid), max_steps=n,
+        )
+        return sol.stats["num_steps"], sol.ys[0]
+
+    return jax.vmap(one)(directions)
+
+
+def _boris_rotate(p, b, h):
+    # Boris rotation of p about −b by the angle ~h|b| (Boris 1970), as in crsky.tracing.Boris
+    t = -b * (h / 2)
+    s = 2 * t / (1 + jnp.sum(t * t, -1, keepdims=True))
+    return p + jnp.cross(p + jnp.cross(p, t), s)
+
+
+def _fori(modes: Modes, directions, t_save, r_larmor, dt):
+    """Boris push in a bare fori_loop with the engine's field: the loop-overhead floor."""
+    n = int(round(t_save[-1] / dt))
+
+    def body(_, state):
+        x, p = state
+        x_half = x - r_larmor * p * (dt / 2)
+        p = _boris_rotate(p, magnetic_field(modes, x_half), dt)
+        return x_half - r_larmor * p * (dt / 2), p
+
+    x, _ = jax.lax.fori_loop(0, n, body, (jnp.zeros_like(directions), -directions))
+    return jnp.full(directions.shape[:1], n), x
+
+
+def _recurrence(modes: Modes, directions, t_save, r_larmor, dt):
+    """Trigonometric recurrence: carry c = cos 2πu, s = sin 2πu per (trajectory, mode).
+
+    The Boris midpoints move by Δ = −r_L h p' per step, so u advances by (k/2π)·Δ and (c, s)
+    rotate by that angle; no re-anchoring (timing only).
+    """
+    n = int(round(t_save[-1] / dt))
+    kt = modes.k / (2 * np.pi)
+    x_half = -r_larmor * -directions * (dt / 2)
+    u = x_half @ kt.T + modes.phase / (2 * np.pi)
+    b0 = jnp.zeros(3, directions.dtype).at[2].set(1.0)
+
+    def body(_, state):
+        x_half, p, c, s = state
+        p = _boris_rotate(p, c @ modes.amplitude + b0, dt)
+        delta = (-r_larmor * dt * p) @ kt.T
+        cd, sd = cos_turns(delta), cos_turns(delta - 0.25)  # sin 2πδ = cos 2π(δ − 1/4)
+        return x_half - r_larmor * dt * p, p, c * cd - s * sd, s * cd + c * sd
+
+    state = (x_half, -directions, cos_turns(u), cos_turns(u - 0.25))
+    x_half, *_ = jax.lax.fori_loop(0, n, body, state)
+    return jnp.full(directions.shape[:1], n), x_half
+
+
+def main() -> None:
+    a = ARGS
+    dtype = {"float32": jnp.float32, "float64": jnp.float64}[a.dtype]
+    modes = sample_modes(jax.random.PRNGKey(0), a.modes, 1.0, dtype=dtype)
+    directions = healpix_directions(a.nside, dtype)
+    n_traj = directions.shape[0]
+    chunk = min(a.chunk, n_traj)
+    t_save = np.array([a.t_omega / 2, a.t_omega])
+
+    if a.variant == "engine":
+        def trace(m, d):
+            return backtrack(m, d, t_save, a.r_larmor, solver=a.solver, dt=a.dt,
+                             rtol=1e-6, atol=1e-8)
+
+        mesh = device_mesh(devices=jax.devices()[: a.devices]) if a.devices > 1 else None
+
+        def fn(m, d):  # returns the trajectories too, so XLA cannot drop the integration
+            out = shard_trajectories(trace, m, d, mesh) if mesh else trace(m, d)
+            return out.n_steps, out.r
+    else:
+        if a.solver != "boris":
+            sys.exit(f"--variant {a.variant} is Boris only")
+        impl = {"baseline": _baseline, "fori": _fori, "recurrence": _recurrence}[a.variant]
+
+        def fn(m, d):
+            return impl(m, d, t_save, a.r_larmor, a.dt)
+
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(modes, directions[:chunk]).compile()
+    compile_s = time.perf_counter() - start
+    blocks = [directions[lo : lo + chunk] for lo in range(0, n_traj - chunk + 1, chunk)]
+
+    def run() -> int:
+        outs = [compiled(modes, d) for d in blocks]
+        return sum(int(jnp.sum(jax.block_until_ready(n_steps))) for n_steps, _ in outs)
+
+    run()  # warm-up
+    load_before = os.getloadavg()[0]
+    walls = []
+    for _ in range(a.repeats):
+        start = time.perf_counter()
+        steps = run()
+        walls.append(time.perf_counter() - start)
+    evals = steps * FIELD_EVALUATIONS_PER_STEP[a.solver] * a.modes
+    device = jax.devices()[0]
+    stats = device.memory_stats() if jax.default_backend() != "cpu" else None
+    median, best = float(np.median(walls)), float(np.min(walls))
+    print(json.dumps({
+        "variant": a.variant, "solver": a.solver, "dtype": a.dtype, "modes": a.modes,
+        "trajectories": len(blocks) * chunk, "chunk": chunk, "devices": a.devices,
+        "t_omega": a.t_omega, "dt": a.dt, "trajectory_steps": steps,
+        "machine": _machine(), "backend": jax.default_backend(), "jax": jax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "load_1min": [load_before, os.getloadavg()[0]],
+        "compile_s": round(compile_s, 2), "walls_s": [round(w, 4) for w in walls],
+        "mode_evaluations_per_second_median": evals / median,
+        "mode_evaluations_per_second_best": evals / best,
+        "trajectory_steps_per_second_median": steps / median,
+        "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_device_bytes": stats.get("peak_bytes_in_use") if stats else None,
+    }))
+
+
+if __name__ == "__main__":
+    main()

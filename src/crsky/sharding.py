@@ -1,0 +1,171 @@
+"""Scale-out: trajectories and realisations over devices, realisations over hosts.
+
+Within a process, :func:`shard_trajectories` splits the trajectories of a back-tracking call
+(and, for a batch of field realisations, the realisations) over a :class:`jax.sharding.Mesh`
+of the local devices with :func:`jax.shard_map`. Trajectories are independent, so every
+device runs the unchanged single-device program on its share and no communication is needed;
+results equal those of one device.
+
+Across hosts (``jax.distributed``), realisation ``i`` belongs to process ``i mod P``
+(:func:`host_indices`); each process writes its own run file and :func:`merge_runfiles`
+combines them into one, checking that none is lost or duplicated (``docs/scaling.md``).
+"""
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+
+from crsky import _validate, runfile
+from crsky.tracing import Trajectories
+from crsky.turbulence import Modes
+
+REALISATIONS, TRAJECTORIES = "realisations", "trajectories"
+
+
+def device_mesh(realisations: int = 1, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 2-D mesh ``(realisations, trajectories)`` over ``devices`` (default: local devices).
+
+    Args:
+        realisations: devices along the realisation axis; it must divide the number of
+            devices, which are split into that many groups, each sharing the trajectories of
+            one realisation. 1 (default) puts all devices on the trajectory axis.
+        devices: the devices to use (default ``jax.local_devices()``).
+    """
+    devices = list(jax.local_devices() if devices is None else devices)
+    _validate.positive_int("realisations", realisations)
+    if len(devices) % realisations:
+        raise ValueError(
+            f"realisations ({realisations}) must divide the number of devices ({len(devices)})"
+        )
+    grid = np.array(devices, dtype=object).reshape(realisations, -1)
+    return Mesh(grid, (REALISATIONS, TRAJECTORIES))
+
+
+def _pad(a: jax.Array, n: int) -> jax.Array:
+    """Pad axis 0 of ``a`` to length ``n`` by repeating its first entry (discarded later)."""
+    extra = n - a.shape[0]
+    return a if extra == 0 else jnp.concatenate([a, jnp.repeat(a[:1], extra, axis=0)])
+
+
+def shard_trajectories(
+    trace_fn: Callable[[Modes, jax.Array], Trajectories],
+    modes: Modes,
+    directions: jax.Array,
+    mesh: Mesh | None = None,
+) -> Trajectories:
+    """``trace_fn(modes, directions)`` with trajectories (and realisations) split over ``mesh``.
+
+    Args:
+        trace_fn: a back-tracking call on one realisation, e.g.
+            ``lambda m, d: backtrack(m, d, t_omega, r_larmor, dt=dt)``; it must treat the
+            trajectories independently (every crsky solver does).
+        modes: one realisation (arrays (N, 3), (N,)) or a batch of R realisations with a
+            leading axis (arrays (R, N, 3), (R, N)), split over the mesh's realisation axis.
+        directions: arrival directions, shape (M, 3), split over the trajectory axis.
+        mesh: a :func:`device_mesh` (default: all local devices on the trajectory axis).
+
+    Returns:
+        ``trace_fn``'s :class:`~crsky.tracing.Trajectories` (r, p̂ of shape (n_times, M, 3)), or
+        for a batch of realisations one with a leading axis R on every field.
+
+    M and R need not divide the mesh: the inputs are padded and the padding dropped. Jit-able;
+    call it inside ``jax.jit`` so the sharded program is compiled once.
+    """
+    mesh = device_mesh() if mesh is None else mesh
+    batched = modes.k.ndim == 3
+    modes_b = modes if batched else jax.tree.map(lambda a: a[None], modes)
+    n_real, n_traj = modes_b.k.shape[0], directions.shape[0]
+    r_dev, t_dev = mesh.shape[REALISATIONS], mesh.shape[TRAJECTORIES]
+    r_pad, t_pad = -(-n_real // r_dev) * r_dev, -(-n_traj // t_dev) * t_dev
+    modes_b = jax.tree.map(lambda a: _pad(a, r_pad), modes_b)
+    per_traj = P(REALISATIONS, None, TRAJECTORIES)
+    out_specs = Trajectories(
+        t_omega=P(REALISATIONS), r=per_traj, p=per_traj, n_steps=P(REALISATIONS, TRAJECTORIES)
+    )
+
+    def local(modes_l, directions_l):
+        # the single-device program on this device's realisations and trajectories
+        return jax.vmap(trace_fn, in_axes=(0, None))(modes_l, directions_l)
+
+    # check_vma=False: diffrax's while loops start from unsharded carries (zeros, step
+    # counters); every output does vary along both axes, as out_specs declare.
+    sharded = jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(P(REALISATIONS), P(TRAJECTORIES)),
+        out_specs=out_specs,
+        check_vma=False,
+    )
+    out = sharded(modes_b, _pad(jnp.asarray(directions), t_pad))
+    out = Trajectories(
+        t_omega=out.t_omega[:n_real],
+        r=out.r[:n_real, :, :n_traj],
+        p=out.p[:n_real, :, :n_traj],
+        n_steps=out.n_steps[:n_real, :n_traj],
+    )
+    return out if batched else jax.tree.map(lambda a: a[0], out)
+
+
+def host_indices(
+    n_realisations: int, process_index: int | None = None, process_count: int | None = None
+) -> list[int]:
+    """The realisations of one process: ``i`` with ``i mod P == process_index``.
+
+    Defaults to ``jax.process_index()`` / ``jax.process_count()`` (after
+    ``jax.distributed.initialize``). Realisation ``i`` always uses the key
+    ``fold_in(PRNGKey(seed), i)``, so the split does not change any realisation.
+    """
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    _validate.positive_int("process_count", process_count)
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index must be in [0, {process_count}), got {process_index}")
+    return list(range(process_index, n_realisations, process_count))
+
+
+def merge_runfiles(paths: Sequence[str | Path], out: str | Path) -> list[int]:
+    """Combine run files of one configuration (one per host) into the new run file ``out``.
+
+    Every input must hold the same configuration, times and directions; the realisation sets
+    must be disjoint. Realisations are copied whole (datasets and attributes, bit for bit).
+
+    Returns:
+        the sorted realisation indices of ``out``; the caller checks them against
+        ``range(realisations)`` if the run should be complete.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("paths must name at least one run file")
+    out = Path(out)
+    if out.exists():
+        raise ValueError(f"out {str(out)!r} exists")
+    config = runfile.read_config(paths[0])
+    with h5py.File(paths[0], "r") as f:
+        t_omega, directions = f["t_omega"][()], f["directions"][()]
+    owner: dict[int, Path] = {}
+    for path in paths:
+        if runfile.read_config(path) != config:
+            raise ValueError(f"{str(path)!r} has a different configuration from {str(paths[0])!r}")
+        with h5py.File(path, "r") as f:
+            if not (
+                np.array_equal(f["t_omega"][()], t_omega)
+                and np.array_equal(f["directions"][()], directions)
+            ):
+                raise ValueError(f"{str(path)!r} has different times or directions")
+        for index in runfile.completed(path):
+            if index in owner:
+                raise ValueError(f"realisation {index} is in both {owner[index]} and {path}")
+            owner[index] = path
+    runfile.create(out, config, t_omega, directions)
+    with h5py.File(out, "a") as dst:
+        for index in sorted(owner):
+            with h5py.File(owner[index], "r") as src:
+                name = f"r{index:05d}"
+                src.copy(src["realisations"][name], dst["realisations"], name=name)
+    return sorted(owner)
