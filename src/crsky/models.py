@@ -238,7 +238,7 @@ def beam_model(data: BeamData, priors: Mapping[str, Prior], forward: str = "eige
     numpyro.deterministic("eps", predicted["eps"])
     for name, (value, log_sigma) in data.observed.items():
         numpyro.sample(
-            f"obs_{name}", dist.Normal(jnp.log(predicted[name]), log_sigma), obs=math.log(value)
+            f"obs_{name}", dist.Normal(jnp.log(predicted[name]), log_sigma), obs=jnp.log(value)
         )
 
 

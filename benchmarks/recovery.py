@@ -1,0 +1,151 @@
+"""Parameter recovery (simulation-based-calibration style) of the beam and spectrum models.
+
+For each model, ``--datasets`` (>= 20) mock data sets are drawn from known truths, each sampled
+with NUTS; reported per parameter: the fraction of 95 % intervals that cover the truth (pass:
+>= 90 %) and the mean of (median - truth) in units of its standard error over data sets
+(pass: |z| < 3). Truths:
+
+- beam: drawn from the prior (SBC: the beam data constrain only ``l`` and a combination of the
+  nuisance parameters, so coverage is guaranteed only on average over the prior); mock
+  observables ``ln(obs) = ln(predicted) + log_sigma * z`` with the run file's log_sigma; bias in
+  ``ln l``;
+- spectrum_p: fixed truth p = 0.5 and Q1 of the shipped mock table, mock IceCube + HAWC tables at
+  the real f_sky and N (``crsky.data.mock_cl_table``), one seed per data set.
+
+One compiled sampler per model (data passed as JAX arguments). Run::
+
+    OMP_NUM_THREADS=1 python benchmarks/recovery.py [--datasets 20] [--forward asymptotic]
+
+and copy the printed table into benchmarks/RESULTS.md.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from numpyro.infer import MCMC, NUTS  # noqa: E402
+
+from crsky import data, models  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TRUTH_P = 0.5
+
+
+def sample(model, args, seed, chains, warmup, draws):
+    """Posterior draws ``{name: (chains*draws,)}`` of ``model(*args)`` with one compiled NUTS."""
+    mcmc = sample.cache.get(model)
+    if mcmc is None:
+        mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=draws, num_chains=chains,
+                    chain_method="sequential", progress_bar=False, jit_model_args=True)
+        sample.cache[model] = mcmc
+    mcmc.run(jax.random.PRNGKey(seed), *args)
+    return {k: np.asarray(v) for k, v in mcmc.get_samples().items()}, \
+        int(mcmc.get_extra_fields()["diverging"].sum())
+
+
+sample.cache = {}
+
+
+def score(rows, names, log_names=()):
+    """Coverage of the 95 % interval and z of the mean bias of the median, per parameter."""
+    out = {}
+    for name in names:
+        f = np.log if name in log_names else (lambda x: x)
+        truth = np.array([f(r["truth"][name]) for r in rows])
+        post = [f(r["samples"][name]) for r in rows]
+        lo = np.array([np.quantile(s, 0.025) for s in post])
+        hi = np.array([np.quantile(s, 0.975) for s in post])
+        bias = np.array([np.median(s) for s in post]) - truth
+        out[name] = {
+            "coverage95": float(np.mean((lo <= truth) & (truth <= hi))),
+            "bias_z": float(bias.mean() / (bias.std(ddof=1) / np.sqrt(bias.size))),
+            "scale": "ln" if name in log_names else "linear",
+        }
+    return out
+
+
+def beam_recovery(n, seed, chains, warmup, draws, forward):
+    observations = data.load_beam_observations(ROOT / "data" / "milagro_beam.toml")
+    log_sigma = {"width_deg": 0.3, "fractional_excess": 0.7, "p_bmax_tev": 0.7}
+    base = models.beam_data(observations, log_sigma)
+    priors = models.resolve_priors(models.beam_parameters(base), None)
+    names = list(priors)
+
+    def model(log_obs):
+        observed = {k: (jnp.exp(log_obs[i]), log_sigma[k]) for i, k in enumerate(log_sigma)}
+        models.beam_model(dataclasses.replace(base, observed=observed), priors, forward)
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        key = jax.random.PRNGKey(seed + i)
+        truth = {k: float(priors[k].distribution().sample(jax.random.fold_in(key, j)))
+                 for j, k in enumerate(names)}
+        predicted = models.beam_predictions(truth, forward)
+        log_obs = jnp.array([float(np.log(predicted[k])) + s * rng.standard_normal()
+                             for k, s in log_sigma.items()])
+        samples, div = sample(model, (log_obs,), seed + i, chains, warmup, draws)
+        rows.append({"truth": truth, "samples": samples, "divergences": div})
+    return rows, score(rows, names, log_names=("l_pc", "b0_ugauss", "va_over_c", "alpha"))
+
+
+def spectrum_recovery(n, seed, chains, warmup, draws):
+    experiments = list(data.load_experiments(ROOT / "data" / "cl_experiments.toml").values())
+    reference = data.load_cl_table(ROOT / "data" / "mock_icecube_hawc_cl.csv")
+    q1 = float(reference.meta["truth"].split("q1=")[1])
+    truth = {"p": TRUTH_P, "q1": q1}
+    first = data.mock_cl_table(TRUTH_P, q1, experiments, seed)
+    base = models.spectrum_data(first, 1, int(first.ell.max()))
+    priors = models.resolve_priors(models.spectrum_p_parameters(base), None)
+
+    def model(cl):
+        models.spectrum_p_model(dataclasses.replace(base, cl=cl), priors)
+
+    rows = []
+    for i in range(n):
+        table = data.mock_cl_table(TRUTH_P, q1, experiments, seed + i)
+        samples, div = sample(model, (jnp.asarray(table.cl),), seed + i, chains, warmup, draws)
+        rows.append({"truth": truth, "samples": samples, "divergences": div})
+    return rows, score(rows, ["p", "q1"], log_names=("q1",))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--forward", default="eigen", choices=models.BEAM_FORWARDS)
+    parser.add_argument("--models", nargs="+", default=["spectrum_p", "beam"])
+    args = parser.parse_args()
+    report = {}
+    for name in args.models:
+        start = time.perf_counter()
+        if name == "beam":
+            rows, result = beam_recovery(args.datasets, args.seed, args.chains, args.warmup,
+                                         args.draws, args.forward)
+        else:
+            rows, result = spectrum_recovery(args.datasets, args.seed, args.chains, args.warmup,
+                                             args.draws)
+        report[name] = {
+            "datasets": len(rows),
+            "divergences": sum(r["divergences"] for r in rows),
+            "wall_s": round(time.perf_counter() - start, 1),
+            "parameters": result,
+            "pass": all(r["coverage95"] >= 0.9 and abs(r["bias_z"]) < 3 for r in result.values()),
+        }
+        print(json.dumps({name: report[name]}, indent=1), flush=True)
+    print(json.dumps({"settings": vars(args)}))
+
+
+if __name__ == "__main__":
+    main()
