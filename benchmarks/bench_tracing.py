@@ -11,6 +11,8 @@ Variants (``--variant``):
   host or accelerator devices with :func:`crsky.sharding.shard_trajectories`);
 - ``baseline``: the formulation before issue 6, kept here only to measure the gap: ``jnp.cos``
   of radian phases and one vmapped ``diffeqsolve`` per trajectory;
+- ``vmap``: the baseline's vmapped ``diffeqsolve`` with the engine's field (isolates the two
+  remedies);
 - ``fori``: the Boris push in a bare ``lax.fori_loop`` with the engine's field (no saving, no
   diffrax), a lower bound on the loop overhead;
 - ``recurrence``: cos/sin of every phase carried along the trajectory and advanced by the
@@ -37,7 +39,7 @@ import time
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--variant", default="engine",
-                   choices=("engine", "baseline", "fori", "recurrence"))
+                   choices=("engine", "baseline", "vmap", "fori", "recurrence"))
     p.add_argument("--solver", default="boris", choices=("boris", "tsit5"))
     p.add_argument("--modes", type=int, default=256, help="plane waves N")
     p.add_argument("--nside", type=int, default=32, help="12 nside^2 trajectories")
@@ -103,10 +105,10 @@ class _CosForce(LorentzForce):
         return db.at[..., 2].add(1.0)
 
 
-def _baseline(modes: Modes, directions, t_save, r_larmor, dt):
+def _baseline(modes: Modes, directions, t_save, r_larmor, dt, force_cls=_CosForce):
     """One Boris diffeqsolve per trajectory under vmap, jnp.cos field (pre-issue-6 engine)."""
     dtype = modes.k.dtype
-    force = _CosForce(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
+    force = force_cls(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
     n = int(round(t_save[-1] / dt))
     grid = jnp.linspace(0.0, t_save[-1], n + 1, dtype=dtype)
 
@@ -189,7 +191,12 @@ def main() -> None:
     else:
         if a.solver != "boris":
             sys.exit(f"--variant {a.variant} is Boris only")
-        impl = {"baseline": _baseline, "fori": _fori, "recurrence": _recurrence}[a.variant]
+        impl = {
+            "baseline": _baseline,
+            "vmap": lambda *args: _baseline(*args, force_cls=LorentzForce),
+            "fori": _fori,
+            "recurrence": _recurrence,
+        }[a.variant]
 
         def fn(m, d):
             return impl(m, d, t_save, a.r_larmor, a.dt)
@@ -205,11 +212,12 @@ def main() -> None:
 
     run()  # warm-up
     load_before = os.getloadavg()[0]
-    walls = []
+    walls, cpus = [], []
     for _ in range(a.repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         steps = run()
         walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
     evals = steps * FIELD_EVALUATIONS_PER_STEP[a.solver] * a.modes
     device = jax.devices()[0]
     stats = device.memory_stats() if jax.default_backend() != "cpu" else None
@@ -225,6 +233,8 @@ def main() -> None:
         "mode_evaluations_per_second_median": evals / median,
         "mode_evaluations_per_second_best": evals / best,
         "trajectory_steps_per_second_median": steps / median,
+        # CPU seconds of this process (all its threads): per-core throughput, robust to load
+        "mode_evaluations_per_cpu_second_median": evals / float(np.median(cpus)),
         "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_device_bytes": stats.get("peak_bytes_in_use") if stats else None,
     }))

@@ -146,13 +146,13 @@ def merge_runfiles(paths: Sequence[str | Path], out: str | Path) -> list[int]:
     if out.exists():
         raise ValueError(f"out {str(out)!r} exists")
     config = runfile.read_config(paths[0])
-    with h5py.File(paths[0], "r") as f:
+    with h5py.File(paths[0], "r", locking=False) as f:
         t_omega, directions = f["t_omega"][()], f["directions"][()]
     owner: dict[int, Path] = {}
     for path in paths:
         if runfile.read_config(path) != config:
             raise ValueError(f"{str(path)!r} has a different configuration from {str(paths[0])!r}")
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", locking=False) as f:
             if not (
                 np.array_equal(f["t_omega"][()], t_omega)
                 and np.array_equal(f["directions"][()], directions)
@@ -165,7 +165,7 @@ def merge_runfiles(paths: Sequence[str | Path], out: str | Path) -> list[int]:
     runfile.create(out, config, t_omega, directions)
     with h5py.File(out, "a") as dst:
         for index in sorted(owner):
-            with h5py.File(owner[index], "r") as src:
+            with h5py.File(owner[index], "r", locking=False) as src:
                 name = f"r{index:05d}"
                 src.copy(src["realisations"][name], dst["realisations"], name=name)
     return sorted(owner)
