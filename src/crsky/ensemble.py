@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from crsky import _validate, runfile, sky, spectra
 from crsky.anisotropy import SUMMARY_KEYS, ensemble_statistics
