@@ -115,7 +115,7 @@ def sky_map(delta_i, title: str = r"relative intensity $\delta I$"):
         raise ValueError(f"delta_i must be one map of shape (Npix,), got {delta_i.shape}")
     spectra.nside_from_npix(delta_i.size, "delta_i")
     _validate.finite("delta_i", delta_i)
-    fig = plt.figure(figsize=(8.5, 5.4))
-    hp.mollview(delta_i, fig=fig.number, title=title, nest=False)
+    hp.mollview(delta_i, title=title, nest=False)  # opens a new figure of its own size
+    fig = plt.gcf()
     plt.close(fig)
     return fig
