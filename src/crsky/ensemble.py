@@ -10,6 +10,7 @@ order, chunking or interruptions.
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from crsky import _validate, runfile, sky, spectra
 from crsky.anisotropy import SUMMARY_KEYS, ensemble_statistics
 from crsky.diffusion import DiffusionTensor, diffusion_tensor, position_moments
+from crsky.sharding import shard_trajectories
 from crsky.tracing import (
     FIELD_EVALUATIONS_PER_STEP,
     SOLVERS,
@@ -181,7 +183,7 @@ def _realisation(
     """Simulate realisation ``index``: returns (arrays for the run file, attrs)."""
     dtype = DTYPES[config.dtype]
     key, modes = _modes(config, index)
-    n_pix, chunk = directions.shape[0], min(config.chunk, directions.shape[0])
+    n_pix, chunk = directions.shape[0], _chunk(config)
     padded = -(-n_pix // chunk) * chunk
     dirs = np.concatenate([directions, np.tile([[0.0, 0.0, 1.0]], (padded - n_pix, 1))])
     start = time.perf_counter()
@@ -227,19 +229,27 @@ def _realisation(
     return arrays, attrs
 
 
-def _tracer(config: SimulationConfig):
-    """The chunk integrator for this configuration, compiled ahead of time.
+def _chunk(config: SimulationConfig) -> int:
+    """Trajectories per call: ``chunk`` on each local device, at most all of them."""
+    return min(config.chunk * jax.local_device_count(), 12 * config.nside**2)
 
-    Returns (compiled function, compile seconds), so throughput excludes compilation.
+
+def _tracer(config: SimulationConfig):
+    """The chunk integrator for this configuration, split over all local devices and compiled
+    ahead of time. Returns (compiled function, compile seconds), so throughput excludes
+    compilation.
     """
     t_omega, step = config.t_omega, config.step
-    chunk = min(config.chunk, 12 * config.nside**2)
+    chunk = _chunk(config)
 
-    def trace(modes, directions):
+    def one_device(modes, directions):
         return backtrack(
             modes, directions, t_omega, config.r_larmor, solver=config.solver, dt=step,
             rtol=config.rtol, atol=config.atol,
         )
+
+    def trace(modes, directions):
+        return shard_trajectories(one_device, modes, directions)
 
     start = time.perf_counter()
     modes = jax.eval_shape(lambda: _modes(config, 0)[1])
@@ -255,17 +265,22 @@ def run_ensemble(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    indices: Sequence[int] | None = None,
 ) -> dict:
     """Simulate ``config.realisations`` realisations into the run file ``out``.
 
     Each finished realisation is written immediately. ``resume=True`` continues an interrupted
     run (the stored configuration must match, except that ``realisations`` may grow);
     ``overwrite=True`` replaces an existing file; otherwise an existing ``out`` is an error.
+    ``indices`` restricts the run to those realisations (multi-host runs give each host its
+    share, :func:`crsky.sharding.host_indices`, and merge the files with
+    :func:`crsky.sharding.merge_runfiles`). Trajectories are split over all local devices.
 
     Returns:
-        a summary dict (see :func:`summarise`) plus ``wall_seconds`` (excluding the one-off
-        ``compile_seconds``) and ``mode_evaluations_per_second`` of the realisations computed in
-        this call.
+        a summary dict (see :func:`summarise`) plus, for the realisations computed in this call,
+        ``wall_seconds`` (excluding the one-off ``compile_seconds``), ``tracing_seconds`` (the
+        back-tracking alone) and ``mode_evaluations_per_second`` (trajectory-steps × modes ×
+        field evaluations per step / tracing seconds).
     """
     out = Path(out)
     if out.exists() and not (resume or overwrite):
@@ -284,22 +299,26 @@ def run_ensemble(
         directions = np.asarray(healpix_directions(config.nside))
         runfile.create(out, config.to_dict(), config.t_omega, directions)
     done = set(runfile.completed(out))
-    todo = [i for i in range(config.realisations) if i not in done]
+    wanted = range(config.realisations) if indices is None else indices
+    todo = [i for i in wanted if i not in done]
     directions = np.asarray(healpix_directions(config.nside))
     trace, compile_seconds = _tracer(config) if todo else (None, 0.0)
     plan = spectra.make_plan(config.nside, config.lmax_spectra)
     start = time.perf_counter()
-    steps = 0
+    steps, tracing = 0, 0.0
     for index in tqdm(todo, desc="realisations", unit="real", disable=not progress):
         arrays, attrs = _realisation(config, index, trace, directions, plan)
         runfile.write_realisation(out, index, arrays, attrs)
         steps += attrs["n_steps"]
+        tracing += attrs["wall_seconds"]
     wall = time.perf_counter() - start
     evals = steps * config.modes * FIELD_EVALUATIONS_PER_STEP[config.solver]
     summary = summarise(runfile.load(out))
     summary["wall_seconds"] = wall
+    summary["tracing_seconds"] = tracing
     summary["compile_seconds"] = compile_seconds
-    summary["mode_evaluations_per_second"] = evals / wall if todo else float("nan")
+    # figure of merit of the back-tracking alone (spectra and I/O excluded)
+    summary["mode_evaluations_per_second"] = evals / tracing if todo else float("nan")
     summary["realisations_computed"] = len(todo)
     return summary
 

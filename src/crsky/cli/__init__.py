@@ -6,6 +6,7 @@ parameter and exits with code 2.
 
 import argparse
 import importlib
+import os
 
 from crsky import __version__
 
@@ -25,9 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_all_cpu_cores() -> None:
+    """Expose each CPU core as a JAX device (before JAX starts), so ensembles and NumPyro chains
+    use every core; a user's own ``--xla_force_host_platform_device_count`` wins. GPUs are
+    unaffected."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        count = f"--xla_force_host_platform_device_count={os.cpu_count() or 1}"
+        os.environ["XLA_FLAGS"] = f"{flags} {count}".strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``crsky`` script; returns the process exit code."""
     from crsky.cli._common import dispatch
 
+    use_all_cpu_cores()
     args = build_parser().parse_args(argv)
     return dispatch(args)
