@@ -14,12 +14,9 @@ environments), then the merge once all have finished::
 
     srun -N 4 .venv/bin/python benchmarks/multihost_example.py --worker --out runs/mh
     .venv/bin/python benchmarks/multihost_example.py --merge --out runs/mh
-
-Needs ``crsky.ensemble.run_ensemble(..., indices=...)`` (the realisations a call computes).
 """
 
 import argparse
-import inspect
 import os
 import subprocess
 import sys
@@ -39,8 +36,6 @@ def worker(out: Path, coordinator: str | None, processes: int | None, pid: int |
     from crsky.ensemble import SimulationConfig, run_ensemble
     from crsky.sharding import host_indices
 
-    if "indices" not in inspect.signature(run_ensemble).parameters:
-        sys.exit("this crsky's run_ensemble has no indices= argument; see docs/scaling.md")
     config = SimulationConfig(**CONFIG)
     mine = host_indices(config.realisations)
     path = out / f"host{jax.process_index()}.h5"

@@ -245,8 +245,11 @@ def backtrack(
     return Trajectories(t_omega=jnp.asarray(t_save, dtype), r=r, p=p, n_steps=n_steps)
 
 
-def healpix_directions(nside: int, dtype=jnp.float64) -> Float[Array, "npix 3"]:
-    """Unit vectors of the HEALPix pixel centres, RING ordering, shape (12 nside², 3)."""
+def healpix_directions(nside: int, dtype=None) -> Float[Array, "npix 3"]:
+    """Unit vectors of the HEALPix pixel centres, RING ordering, shape (12 nside², 3).
+
+    ``dtype`` defaults to JAX's default float (float64 with ``jax_enable_x64``, else float32).
+    """
     import healpy as hp
 
     _validate.power_of_two("nside", nside)
