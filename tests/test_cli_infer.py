@@ -103,6 +103,7 @@ def test_existing_output_folder_is_refused(sigma_run, tmp_path, capsys):
 
 
 def test_mock_command_records_truth_seed_and_command(tmp_path, capsys):
+    pytest.importorskip("crsky.bgk")
     out = tmp_path / "mock.csv"
     argv = ["mock", "--experiments", str(ROOT / "data" / "cl_experiments.toml"), "--p", "0.5",
             "--q1", "1e-6", "--seed", "7", "--out", str(out)]
