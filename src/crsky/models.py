@@ -53,6 +53,8 @@ from crsky.emulator import Emulator, evaluate
 DISTRIBUTIONS = ("uniform", "loguniform", "normal", "lognormal")
 BEAM_FORWARDS = ("eigen", "asymptotic")
 ERROR_MODELS = ("cosmic_variance", "table")
+J1_ZERO = 3.8317059702075125  # first positive zero of J1
+LAMBDA1 = 14.5280  # first positive eigenvalue, D = 1, u = 0 (PHYSICS.md §A, converged value)
 
 
 @dataclass(frozen=True)
@@ -211,13 +213,14 @@ def beam_predictions(params: Mapping, forward: str = "eigen") -> dict:
     eps = beam.eps_from_scale(params["l_pc"], params["energy_tev"], params["b0_ugauss"])
     if forward == "eigen":
         obs = beam.observables(eps, params["va_over_c"], 0.0, profile="matched")
-        excess = obs["fractional_excess"]
+        width, excess = obs["beam_width_deg"], obs["fractional_excess"]
     else:
-        obs = beam.observables_asymptotic(eps)
-        excess = obs["fractional_excess"]
+        # PHYSICS.md §A: b = j1² ε / 2, Δϑ = arccos(1 - b), δΦ(1)/Φ(1) = λ1 b / 2 (D ≡ 1, u = 0).
+        b = J1_ZERO**2 * eps / 2
+        width, excess = jnp.degrees(jnp.arccos(1 - b)), LAMBDA1 * b / 2
     return {
         "eps": eps,
-        "width_deg": obs["beam_width_deg"],
+        "width_deg": width,
         "fractional_excess": excess,
         # Beam paper eq. (15).
         "p_bmax_tev": beam.p_bmax_tev(
