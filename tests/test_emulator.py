@@ -101,3 +101,34 @@ def test_loader_errors(tmp_path, edit, message):
     path.write_text(edit(path.read_text()))
     with pytest.raises(ValueError, match=message):
         emulator.load_emulator(path)
+
+
+def test_build_table_from_simulations_round_trips(tmp_path):
+    """A tiny σ grid of real back-tracking runs -> a table that load_emulator accepts."""
+    from crsky.emulator import build_table, load_emulator
+    from crsky.ensemble import SimulationConfig
+
+    base = SimulationConfig(nside=2, realisations=3, modes=16, t_omega_max=20.0, n_times=2,
+                            dtype="float64")
+    out = build_table(base, [0.5, 1.0], tmp_path / "runs", tmp_path / "emu.csv",
+                      command="test", progress=False)
+    emulator = load_emulator(out)
+    assert emulator.meta["synthetic"] == "false" and emulator.meta["command"] == "test"
+    np.testing.assert_allclose(emulator.sigma, [0.5, 1.0])
+    np.testing.assert_array_equal(emulator.ell, np.arange(1, 5))  # ell_max = 2 nside
+    np.testing.assert_allclose(emulator.ratio[..., 0], 1.0)  # Ĉ_1/Ĉ_1
+    np.testing.assert_allclose(emulator.error[..., 0], 0.0, atol=1e-12)
+    assert np.all(np.asarray(emulator.error[..., 1:]) > 0)
+    with pytest.raises(ValueError, match="exists"):
+        build_table(base, [0.5, 1.0], tmp_path / "runs", out, progress=False)
+
+
+def test_jackknife_error_of_a_mean_is_the_standard_error():
+    """For a statistic linear in the realisations the jackknife equals std/sqrt(n)."""
+    from crsky.emulator import _subset
+
+    x = np.random.default_rng(0).normal(size=(7, 3))
+    run = {"rr_mean": x, "indices": np.arange(7)}
+    loo = np.stack([_subset(run, np.arange(7) != i)["rr_mean"].mean(0) for i in range(7)])
+    jack = np.sqrt(6 / 7 * np.sum((loo - loo.mean(0)) ** 2, axis=0))
+    np.testing.assert_allclose(jack, x.std(0, ddof=1) / np.sqrt(7), rtol=1e-12)

@@ -190,3 +190,88 @@ def load_emulator(path: str | Path) -> Emulator:
         error=jnp.asarray(values[..., 1]),
         meta=meta,
     )
+
+
+def _subset(run: dict, keep: np.ndarray) -> dict:
+    """A loaded run restricted to the realisations where ``keep`` is True."""
+    stacked = {k: v[keep] for k, v in run.items() if k.startswith(("spectra/", "rr_", "r_mean"))}
+    return run | stacked | {"indices": run["indices"][keep]}
+
+
+def spectrum_shape(run: dict, orientation: str = "parallel") -> tuple[np.ndarray, np.ndarray]:
+    """``Ĉ_l/Ĉ_1`` at the last saved time of a loaded run, with its jackknife error.
+
+    ``Ĉ_l = ⟨C_l⟩ − N`` (rel.-diffusion paper eq. 3.1) for the unit gradient ``orientation``
+    (``"parallel"`` or ``"perpendicular"`` to B0). The error is the leave-one-realisation-out
+    jackknife, which carries the correlation between ``Ĉ_l`` and ``Ĉ_1``.
+
+    Returns:
+        ``(ratio, error)``, each of shape (lmax + 1,) over ``l = 0 … lmax``.
+    """
+    from crsky.ensemble import anisotropy
+
+    def ratio(r):
+        cl_hat = np.asarray(anisotropy(r)[orientation]["cl_hat"][-1])
+        return cl_hat / cl_hat[1]
+
+    n = len(run["indices"])
+    if n < 2:
+        raise ValueError("the run needs at least 2 realisations for a jackknife error")
+    full = ratio(run)
+    leave_one_out = np.stack([ratio(_subset(run, np.arange(n) != i)) for i in range(n)])
+    # jackknife variance: (n − 1)/n Σ (θ_i − θ̄)²
+    spread = leave_one_out - leave_one_out.mean(axis=0)
+    return full, np.sqrt((n - 1) / n * np.sum(spread**2, axis=0))
+
+
+def build_table(
+    base, sigmas, runs_dir: str | Path, out: str | Path, *, orientation: str = "parallel",
+    command: str = "", progress: bool = True,
+) -> Path:
+    """Run back-tracking ensembles over a σ grid and write the emulator table ``out``.
+
+    Args:
+        base: :class:`crsky.ensemble.SimulationConfig`; its ``sigma2`` is replaced by each σ².
+        sigmas: turbulence levels σ (increasing, > 0).
+        runs_dir: folder for the run files (``sigma_<σ>.h5``); existing ones are resumed, so an
+            interrupted build continues where it stopped.
+        out: the CSV table to write (format in the module docstring); must not exist.
+        orientation: gradient orientation of the spectra (``"parallel"``/``"perpendicular"``).
+        command: the command line that rebuilds the table (recorded in the header).
+
+    Returns:
+        ``out``. The table holds ``ℓ = 1 … ell_max`` of the runs at the last saved time.
+    """
+    import dataclasses
+    import json
+
+    from crsky import _validate, runfile, sky
+    from crsky.ensemble import run_ensemble
+
+    _validate.increasing("sigmas", sigmas)
+    _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
+    out, runs_dir = Path(out), Path(runs_dir)
+    if out.exists():
+        raise ValueError(f"out {str(out)!r} exists; remove it first")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for sigma in sigmas:
+        config = dataclasses.replace(base, sigma2=float(sigma) ** 2)
+        path = runs_dir / f"sigma_{sigma:.6g}.h5"
+        run_ensemble(config, path, resume=path.exists(), progress=progress)
+        ratio, error = spectrum_shape(runfile.load(path), orientation)
+        rows += [(sigma, base.r_larmor, ell, ratio[ell], error[ell])
+                 for ell in range(1, ratio.size)]
+    settings = {k: v for k, v in base.to_dict().items() if k != "sigma2"}
+    header = [
+        "kind: crsky emulator table",
+        "synthetic: false",
+        f"orientation: {orientation}",
+        f"time: t_omega = {base.t_omega[-1]:g} (last saved time)",
+        f"config: {json.dumps(settings, sort_keys=True)}",
+        f"command: {command}",
+    ]
+    lines = [f"# {h}" for h in header] + [",".join(EMULATOR_COLUMNS)]
+    lines += [f"{s:.6g},{r:.6g},{e},{x:.8e},{dx:.8e}" for s, r, e, x, dx in rows]
+    out.write_text("\n".join(lines) + "\n")
+    return out
