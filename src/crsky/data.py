@@ -20,6 +20,7 @@ Loaders raise ``ValueError`` naming the file, line and column of the first probl
 """
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from crsky import _validate
-from crsky.cli._common import load_toml
+from crsky.io import load_toml
 
 CL_COLUMNS = ("ell", "cl", "error", "experiment", "f_sky", "noise")
 BEAM_OBSERVABLES = ("width_deg", "fractional_excess", "p_bmax_tev")
@@ -288,3 +289,44 @@ def mock_cl_table(
         cols["noise"].append(np.full(ell.size, exp.noise))
     header = {"mock": "true", "truth": f"p={p!r}, q1={q1!r}", "seed": str(seed)}
     return ClTable(**{c: np.concatenate(v) for c, v in cols.items()}, meta=header | (meta or {}))
+
+
+def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | None = None,
+                      experiment: str = "simulation", command: str = "") -> ClTable:
+    """The simulated ``Ĉ_l = ⟨C_l⟩ − N`` (rel.-diffusion paper eq. 3.1) of a back-tracking run
+    at its last saved time, as a C_l table: ``error`` is the standard error over realisations,
+    ``f_sky = 1``, ``noise`` the shot noise ``N`` already subtracted (eq. 3.1). Use it with
+    ``error_model = "table"`` (the ensemble error, not single-sky cosmic variance).
+
+    Args:
+        run: :func:`crsky.runfile.load` output (≥ 2 realisations).
+        orientation: unit gradient ``"parallel"`` or ``"perpendicular"`` to B0 (|∇n|/n = 1/Lc).
+        ell_max: largest multipole (default: all stored).
+    """
+    from crsky import sky
+    from crsky.ensemble import anisotropy
+
+    _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
+    if len(run["indices"]) < 2:
+        raise ValueError("the run needs at least 2 realisations for an error over realisations")
+    stats = anisotropy(run)[orientation]
+    cl_hat, err = np.asarray(stats["cl_hat"][-1]), np.asarray(stats["cl_hat_err"][-1])
+    top = cl_hat.size - 1 if ell_max is None else ell_max
+    _validate.positive_int("ell_max", top)
+    if top > cl_hat.size - 1:
+        raise ValueError(f"ell_max must be <= {cl_hat.size - 1} (the run's spectra), got {top}")
+    ell = np.arange(1, top + 1)
+    config = run["config"]
+    meta = {
+        "mock": "false (simulated, not observed)",
+        "source": f"crsky back-tracking run, gradient {orientation} to B0, "
+                  f"t_omega = {run['t_omega'][-1]:g}",
+        "truth": f"sigma = {config['sigma2'] ** 0.5:g}, r_larmor = {config['r_larmor']:g}",
+        "seed": str(config["seed"]),
+        "config": json.dumps(config, sort_keys=True),
+        "command": command,
+    }
+    n = ell.size
+    return ClTable(ell=ell, cl=cl_hat[ell], error=err[ell],
+                   experiment=np.array([experiment] * n), f_sky=np.ones(n),
+                   noise=np.full(n, float(stats["noise"][-1])), meta=meta)

@@ -18,7 +18,7 @@ import numpy as np
 from numpyro.infer import MCMC, NUTS
 
 from crsky import _validate
-from crsky.cli._common import _to_builtin
+from crsky.io import to_builtin
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ def write_outputs(idata, summary: dict, out_dir, sampled: list[str]) -> dict:
         "corner": out_dir / "corner.png",
     }
     idata.to_netcdf(str(paths["posterior"]), engine="h5netcdf")
-    paths["summary"].write_text(json.dumps(_to_builtin(summary), indent=2, allow_nan=True) + "\n")
+    paths["summary"].write_text(json.dumps(to_builtin(summary), indent=2, allow_nan=True) + "\n")
     plot_trace(idata, sampled, paths["trace"])
     plot_corner({k: idata.posterior[k].values.ravel() for k in sampled}, paths["corner"])
     return paths
