@@ -1,0 +1,37 @@
+"""``crsky cltable RUNFILE``: a run's simulated Ĉ_ℓ as a C_ℓ table (the data/README.md format)."""
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "cltable",
+        help="export the simulated C^_l of a run file as a C_l table (CSV)",
+        description=(
+            "Write C^_l = <C_l> - N (rel.-diffusion paper eq. 3.1) at the run's last saved time, "
+            "with its standard error over realisations, f_sky = 1 and the subtracted noise N, "
+            "in the documented C_l table format, for 'crsky infer' (error_model = \"table\")."
+        ),
+    )
+    p.add_argument("runfile", help="run file written by 'crsky simulate'")
+    p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"))
+    p.add_argument("--ell-max", type=int, default=None, help="largest multipole (default: all)")
+    p.add_argument("--out", required=True, help="C_l table to write (must not exist)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from crsky import runfile
+    from crsky.data import cl_table_from_run, write_cl_table
+
+    if Path(args.out).exists():
+        raise ValueError(f"out {args.out!r} exists; remove it first")
+    command = "crsky " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    table = cl_table_from_run(runfile.load(args.runfile), args.orientation, args.ell_max,
+                              command=command)
+    write_cl_table(args.out, table)
+    print(args.out)
+    return 0
