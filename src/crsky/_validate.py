@@ -37,8 +37,10 @@ def non_negative(name: str, value) -> None:
 def open_interval(name: str, value, lo: float, hi: float) -> None:
     """``value`` must be finite and lie strictly between ``lo`` and ``hi``."""
     finite(name, value)
+    if not _concrete(value):
+        return
     v = np.asarray(value, dtype=float)
-    if _concrete(value) and not np.all((v > lo) & (v < hi)):
+    if not np.all((v > lo) & (v < hi)):
         raise ValueError(f"{name} must lie in ({lo:g}, {hi:g}), got {value!r}")
 
 
@@ -65,6 +67,8 @@ def one_of(name: str, value, choices: Iterable[str]) -> None:
 def increasing(name: str, values) -> None:
     """``values`` must be finite, > 0 and strictly increasing."""
     positive(name, values)
+    if not _concrete(values):
+        return
     v = np.asarray(values, dtype=float)
     if v.ndim != 1 or v.size == 0 or np.any(np.diff(v) <= 0):
         raise ValueError(f"{name} must be a non-empty, strictly increasing 1-d sequence")
