@@ -170,7 +170,7 @@ def p_bmax_over_mc(k, va_over_c, a, alpha):
     """``p_Bmax / (m c) = (1/K) √((V_A/c) A / α)`` (beam paper eq. 15)."""
     for name, value in (("k", k), ("va_over_c", va_over_c), ("a", a), ("alpha", alpha)):
         _validate.positive(name, value)
-    return np.sqrt(va_over_c * a / alpha) / k  # Beam paper eq. (15)
+    return jnp.sqrt(va_over_c * a / alpha) / k  # Beam paper eq. (15)
 
 
 def p_bmax_tev(l_pc, b0_ugauss, va_over_c, alpha, q_c=Q_C_DEFAULT):
