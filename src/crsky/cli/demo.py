@@ -1,0 +1,168 @@
+"""``crsky demo``: the main job on embedded defaults, CPU, a few minutes.
+
+A reduced back-tracking ensemble → C_ℓ versus back-tracking time → BGK fit of p → the beam
+eigen solution → a posterior of l from the MILAGRO numbers, written as a report folder.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+# Embedded defaults: the reduced relative-diffusion configuration (configs/reduced.toml).
+SIMULATION = dict(nside=8, realisations=8, modes=128, sigma2=1.0, r_larmor=0.1,
+                  lambda_min=0.01, lambda_max=100.0, t_omega_min=1.0, t_omega_max=300.0,
+                  n_times=10, solver="boris", dtype="float32", seed=0)
+# The beam paper's anchor: Δϑ = 10° → ε = Δϑ²/j1² ≈ 2.1e-3 (PHYSICS.md §A), δ = V_A/c = 1e-4.
+BEAM = dict(width_deg=10.0, delta=1e-4)
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="run the main job on embedded defaults and write a report folder",
+        description=(
+            "Reduced back-tracking ensemble -> C_l versus back-tracking time -> BGK fit of p -> "
+            "beam eigen solution -> posterior of l from the MILAGRO numbers. Writes report.md "
+            "with PNG figures into a new folder (never overwrites an earlier report)."
+        ),
+    )
+    p.add_argument("--out", default="demo-output",
+                   help="report folder; if it exists, the next free <out>-N is used")
+    p.add_argument("--quick", action="store_true",
+                   help="a smaller configuration (seconds; for tests)")
+    p.set_defaults(func=run)
+
+
+def fresh_folder(out: str | Path) -> Path:
+    """``out`` if it does not exist, else the first free ``out-2``, ``out-3``, …"""
+    out = Path(out)
+    candidate, n = out, 1
+    while candidate.exists():
+        n += 1
+        candidate = out.with_name(f"{out.name}-{n}")
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def _step(number: int, text: str) -> float:
+    print(f"[{number}/5] {text} ...", flush=True)
+    return time.perf_counter()
+
+
+def fit_p(stats: dict, ell_max: int) -> dict:
+    """Laplace (MAP + Hessian) fit of the BGK exponent p to the simulated Ĉ_ℓ at the last time.
+
+    Data: ``Ĉ_ℓ`` for 1 ≤ ℓ ≤ ``ell_max`` with the standard error over realisations
+    (``error_model="table"``); model: rel.-diffusion paper eq. (4.7) via
+    :func:`crsky.models.spectrum_p_model`.
+    """
+    import numpy as np
+
+    from crsky import models
+    from crsky.data import ClTable
+    from crsky.fitting import fit_laplace
+
+    ell = np.arange(1, ell_max + 1)
+    cl = np.asarray(stats["cl_hat"][-1])[ell]
+    err = np.asarray(stats["cl_hat_err"][-1])[ell]
+    n = ell.size
+    table = ClTable(ell=ell, cl=cl, error=err, experiment=np.array(["simulation"] * n),
+                    f_sky=np.ones(n), noise=np.zeros(n), meta={"mock": "simulation"})
+    data = models.spectrum_data(table, 1, ell_max)
+    parameters = models.spectrum_p_parameters(data, "table")
+    scale = float(cl[0])
+    priors = models.resolve_priors(
+        parameters, {"q1": {"dist": "loguniform", "low": scale * 1e-4, "high": scale * 1e4}}
+    )
+    fit = fit_laplace(models.spectrum_p_model, {"data": data, "priors": priors,
+                                                "error_model": "table"})
+    return fit.summary()
+
+
+def run(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from crsky import beam, runfile
+    from crsky.cli.infer import build
+    from crsky.cli.plot import draw
+    from crsky.ensemble import SimulationConfig, anisotropy, run_ensemble
+    from crsky.sampling import SamplerConfig, run_nuts, summarize, write_outputs
+
+    out = fresh_folder(args.out)
+    print(f"crsky demo: writing the report to {out}/")
+    config = SimulationConfig(**(SIMULATION | (dict(nside=4, realisations=4, modes=32,
+                                                    t_omega_max=50.0, n_times=5)
+                                               if args.quick else {})))
+    rows = []
+
+    t0 = _step(1, f"back-tracking {config.realisations} realisations x {12 * config.nside**2} "
+                  f"CRs through {config.modes} modes to tOmega = {config.t_omega_max:g}")
+    summary = run_ensemble(config, out / "run.h5")
+    rows += [("kappa_parallel [Lc c]", f"{summary['kappa_parallel']:.3f} +- "
+                                       f"{summary['kappa_parallel_err']:.3f}"),
+             ("kappa_perp [Lc c]", f"{summary['kappa_perp']:.4f} +- "
+                                   f"{summary['kappa_perp_err']:.4f}"),
+             ("max |p| drift", f"{summary['momentum_drift_max']:.1e}"),
+             ("back-tracking [mode evaluations/s]",
+              f"{summary['mode_evaluations_per_second']:.2e}")]
+    print(f"      {time.perf_counter() - t0:.0f} s")
+
+    t0 = _step(2, "angular power spectra versus back-tracking time (Figs. 2 and 3)")
+    figures = draw(out / "run.h5", out)
+    stats = anisotropy(runfile.load(out / "run.h5"))
+    print(f"      {time.perf_counter() - t0:.0f} s")
+
+    t0 = _step(3, "BGK fit of the exponent p of nu_r to the simulated spectrum")
+    ell_max = min(8, config.lmax_spectra)
+    p_fit = fit_p(stats["parallel"], ell_max)["p"]
+    rows.append((f"BGK exponent p (grad n || B0, 1 <= l <= {ell_max})",
+                 f"{p_fit['median']:.2f} (68%: {p_fit['q68'][0]:.2f}-{p_fit['q68'][1]:.2f})"))
+    print(f"      {time.perf_counter() - t0:.0f} s")
+
+    t0 = _step(4, "beam eigen solution for a 10 deg beam")
+    eps = float(beam.eps_from_width(BEAM["width_deg"]))
+    obs = beam.observables(eps, BEAM["delta"])
+    rows += [("beam eps from 10 deg", f"{eps:.2e}"),
+             ("lambda1", f"{float(obs['lambda1']):.3f} (flat D: "
+                         f"{float(obs['lambda1_flat']):.3f})"),
+             ("fractional excess (eigenfunction / asymptotic)",
+              f"{float(obs['fractional_excess']):.3f} / "
+              f"{float(obs['fractional_excess_asymptotic']):.3f}")]
+    fig = beam.plot_beam_eigenfunction(eps, BEAM["delta"])
+    figures["beam_eigenfunction"] = out / "beam_eigenfunction.png"
+    fig.savefig(figures["beam_eigenfunction"], dpi=110, bbox_inches="tight")
+    print(f"      {time.perf_counter() - t0:.0f} s")
+
+    t0 = _step(5, "posterior of the turbulence scale l from the MILAGRO beam (NUTS)")
+    setup = build(ROOT / "inference" / "milagro_beam.toml")
+    sampler = SamplerConfig(chains=2, warmup=150 if args.quick else 400,
+                            samples=150 if args.quick else 500, seed=0)
+    idata = run_nuts(setup["model"], setup["kwargs"] | {"forward": "asymptotic"}
+                     if args.quick else setup["kwargs"], sampler)
+    posterior = summarize(idata)
+    paths = write_outputs(idata, {"parameters": posterior}, out / "posterior_l",
+                          setup["sampled"])
+    figures["corner_l"] = paths["corner"]
+    l_post = posterior["l_pc"]
+    rows.append(("turbulence scale l [pc] (beam paper: ~1 pc)",
+                 f"{l_post['median']:.2g} (68%: {l_post['q68'][0]:.2g}-"
+                 f"{l_post['q68'][1]:.2g})"))
+    print(f"      {time.perf_counter() - t0:.0f} s")
+
+    width = max(len(k) for k, _ in rows)
+    table = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    print("\n" + table)
+    report = ["# crsky demo report", "",
+              f"Simulation: `{json.dumps(config.to_dict())}`", "",
+              "| quantity | value |", "| --- | --- |"]
+    report += [f"| {k} | {v} |" for k, v in rows]
+    report += [""] + [f"![{name}]({Path(p).relative_to(out)})" for name, p in figures.items()]
+    (out / "report.md").write_text("\n".join(report) + "\n")
+    (out / "summary.json").write_text(json.dumps(dict(rows), indent=2))
+    print(f"\nreport: {out / 'report.md'}")
+    return 0 if np.isfinite(p_fit["median"]) else 1
