@@ -21,9 +21,9 @@ Method (spectral elements, float64 required):
   are those of the symmetric matrix ``H = G W⁻¹ Gᵀ``, which ``jnp.linalg.eigh`` solves; the
   eigenvectors follow as ``Ψ = W⁻¹ Gᵀ φ / λ``. A central element is placed around ``μ = −u``
   (odd degree: no node there), so ``W`` stays invertible.
-- The eigenvalue closest to zero is the "zero mode" (λ = 0 at u = 0, the convective mode
-  λ ≈ −6u for D ≡ 1 otherwise); it belongs to neither branch. The positive branch is the
-  eigenvalues above it, the negative branch those below.
+- The "zero mode" (λ = 0 at u = 0; otherwise the convective mode, λ ≈ −6u for D ≡ 1 and small
+  u, the eigenvalue next to zero on the side −sign(u)) belongs to neither branch. The positive
+  branch is the eigenvalues above it, the negative branch those below.
 - Derivatives are implicit (:func:`jax.custom_jvp`), never through ``eigh``: Hellmann–Feynman
   ``dλ = Ψᵀ(dA − λ dW)Ψ / ΨᵀWΨ`` and, for Ψ, a bordered linear solve of
   ``(A − λW) dΨ = −(dA − λ dW − dλ W) Ψ`` with the normalisation constraint. Mesh and
@@ -217,8 +217,17 @@ def _operators(bounds, eps, delta, u, profile: str, degree: int) -> _Operators:
 # eigenpairs with implicit derivatives
 
 
-def _branch_indices(lam_all, n_eigen: int, sign: int):
-    i0 = jnp.argmin(jnp.abs(lam_all))  # the zero mode (λ = 0 at u = 0, convective otherwise)
+def _branch_indices(lam_all, w, m, n_eigen: int, sign: int):
+    """Indices (into ascending ``lam_all``) of the first ``n_eigen`` eigenvalues of a branch.
+
+    The zero mode (λ = 0 at u = 0, the convective mode otherwise, with no sign change) is the
+    eigenvalue next to zero on the side −sign(u) (Sturm ordering); for |u| < 1e-3 it is the
+    eigenvalue closest to zero (|λ| ≲ 6|u| ≪ |λ1|), which is robust to its rounding at u → 0.
+    """
+    u = jnp.sum(w) / jnp.sum(m)  # Σ m (u + μ) / Σ m, GLL quadrature integrates μ exactly
+    n_neg = jnp.sum(lam_all < 0)
+    by_sign = jnp.where(u > 0, n_neg - 1, n_neg)
+    i0 = jnp.where(jnp.abs(u) < 1e-3, jnp.argmin(jnp.abs(lam_all)), by_sign)
     return i0 + sign * (1 + jnp.arange(n_eigen))
 
 
@@ -234,7 +243,7 @@ def _eigenpairs(g, w, m, n_eigen: int, sign: int):
     ``Ψ > 0`` at the end of the branch (μ = 1 for sign = +1, μ = −1 for sign = −1).
     """
     lam_all, phi_all = jnp.linalg.eigh((g / w) @ g.T)
-    idx = _branch_indices(lam_all, n_eigen, sign)
+    idx = _branch_indices(lam_all, w, m, n_eigen, sign)
     lam = lam_all[idx]
     psi = (g.T @ phi_all[:, idx]).T / (lam[:, None] * w)
     # One step of inverse iteration at the Rayleigh quotient λ = |GΨ|²/ΣwΨ² (stationary): eigh
