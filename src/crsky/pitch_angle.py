@@ -247,9 +247,11 @@ def _eigenpairs(g, w, m, n_eigen: int, sign: int):
     lam = lam_all[idx]
     psi = (g.T @ phi_all[:, idx]).T / (lam[:, None] * w)
     # One step of inverse iteration at the Rayleigh quotient λ = |GΨ|²/ΣwΨ² (stationary): eigh
-    # is accurate to ε_mach ‖H‖ only, and ‖H‖ is large on the graded mesh.
+    # is accurate to ε_mach ‖H‖ only, and ‖H‖ is large on the graded mesh. The shift is moved
+    # by 1e-9 λ so that the pencil is never exactly singular in floating point.
     lam = _rayleigh(g, w, psi)
-    pencil = (g.T @ g)[None] - lam[:, None, None] * jnp.diag(w)[None]
+    shift = lam * (1.0 + 1e-9)
+    pencil = (g.T @ g)[None] - shift[:, None, None] * jnp.diag(w)[None]
     psi = jnp.linalg.solve(pencil, (w * psi)[..., None])[..., 0]
     lam = _rayleigh(g, w, psi)
     psi = psi / jnp.sqrt(jnp.sum(m * psi**2, axis=1, keepdims=True))
