@@ -26,11 +26,6 @@ from jax.scipy.special import gammaln
 from crsky import _validate
 
 
-def _check_p(p) -> None:
-    if not isinstance(p, jax.core.Tracer):
-        _validate.open_interval("p", p, 0.0, 1.0)
-
-
 def _check_ell(ell) -> None:
     if isinstance(ell, jax.core.Tracer):
         return
@@ -62,7 +57,7 @@ def cl_shape(p, ell):
         Array with the shape of ``ell`` (float64 when x64 is enabled; needed for ℓ ≳ 100 to
         keep 1e-10 accuracy). ``jax.grad`` in ``p`` is exact (digamma functions).
     """
-    _check_p(p)
+    _validate.open_interval("p", p, 0.0, 1.0)
     _check_ell(ell)
     ell = jnp.asarray(ell, dtype=jnp.result_type(float))
     # x P_ℓ = ((ℓ+1) P_{ℓ+1} + ℓ P_{ℓ−1}) / (2ℓ+1), both moments from the closed form

@@ -309,11 +309,6 @@ DEFAULT_DEGREE = 9
 DEFAULT_LAYERS = 6
 
 
-def _concrete(*values) -> bool:
-    """True unless a value is traced (``crsky._validate`` checks only concrete values)."""
-    return not any(isinstance(v, jax.core.Tracer) for v in values)
-
-
 def _check(eps, delta, u, profile, n_eigen=1, degree=DEFAULT_DEGREE, layers=DEFAULT_LAYERS):
     """Validate the public arguments (traced values pass unchecked)."""
     _validate.one_of("profile", profile, PROFILES)
@@ -324,12 +319,9 @@ def _check(eps, delta, u, profile, n_eigen=1, degree=DEFAULT_DEGREE, layers=DEFA
     _validate.positive_int("layers", layers)
     if layers < 3:
         raise ValueError(f"layers must be >= 3, got {layers!r}")
-    if _concrete(eps):
-        _validate.open_interval("eps", eps, 0.0, EPS_MAX if profile != "flat" else 1.0)
-    if _concrete(delta):
-        (_validate.positive if profile == "gs" else _validate.non_negative)("delta", delta)
-    if _concrete(u):
-        _validate.open_interval("u", u, -1.0, 1.0)
+    _validate.open_interval("eps", eps, 0.0, EPS_MAX if profile != "flat" else 1.0)
+    (_validate.positive if profile == "gs" else _validate.non_negative)("delta", delta)
+    _validate.open_interval("u", u, -1.0, 1.0)
 
 
 def _discretise(eps, delta, u, profile, mesh_profile, degree, layers) -> _Operators:
