@@ -41,3 +41,22 @@ def test_every_public_module_has_an_api_page():
     )
     missing = [m for m in modules if f"::: crsky.{m}\n" not in pages]
     assert not missing, f"modules without an API page in docs/api: {missing}"
+
+
+def test_every_cli_command_has_an_api_entry():
+    """Each ``crsky.cli.<command>`` module (``crsky.cli.COMMANDS``) is in ``docs/api/cli.md``."""
+    cli = (ROOT / "docs" / "api" / "cli.md").read_text()
+    commands = sorted(
+        p.stem for p in (ROOT / "src" / "crsky" / "cli").glob("*.py") if not p.stem.startswith("_")
+    )
+    missing = [c for c in commands if f"::: crsky.cli.{c}\n" not in cli]
+    assert not missing, f"CLI modules without an entry in docs/api/cli.md: {missing}"
+
+
+def test_api_pages_follow_the_nav():
+    """Every page in ``docs/api`` is in the mkdocs navigation (strict mode only warns about
+    pages left out when ``validation.omitted_files`` says so; this holds without it)."""
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = sorted(p.name for p in (ROOT / "docs" / "api").glob("*.md"))
+    missing = [p for p in pages if f"api/{p}" not in nav]
+    assert not missing, f"docs/api pages missing from the mkdocs nav: {missing}"
