@@ -19,7 +19,6 @@ C_l table (CSV, one row per experiment and multipole)::
 Loaders raise ``ValueError`` naming the file, line and column of the first problem.
 """
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from crsky import _validate
-from crsky.io import load_toml
+from crsky.io import load_toml, read_table
 
 CL_COLUMNS = ("ell", "cl", "error", "experiment", "f_sky", "noise")
 BEAM_OBSERVABLES = ("width_deg", "fractional_excess", "p_bmax_tev")
@@ -182,39 +181,20 @@ def load_cl_table(path: str | Path) -> ClTable:
     whose ``f_sky`` or ``noise`` changes between rows.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"C_l table {str(path)!r} does not exist")
-    meta, rows, header = {}, [], None
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        text = raw.strip()
-        if not text:
-            continue
-        if text.startswith("#"):
-            key, sep, value = text.lstrip("#").partition(":")
-            if sep and header is None:
-                meta[key.strip()] = value.strip()
-            continue
-        cells = [c.strip() for c in next(csv.reader([text]))]
-        if header is None:
-            header = cells
-            missing = [c for c in CL_COLUMNS if c not in header]
-            if missing:
-                raise ValueError(f"{path}, line {number}: missing column(s) {', '.join(missing)}")
-            unknown = [c for c in header if c not in CL_COLUMNS]
-            if unknown or len(set(header)) != len(header):
-                raise ValueError(
-                    f"{path}, line {number}: unknown or repeated column(s) {unknown or header}; "
-                    f"expected {', '.join(CL_COLUMNS)}"
-                )
-            continue
-        if len(cells) != len(header):
-            raise ValueError(
-                f"{path}, line {number}: {len(cells)} cells, header has {len(header)} columns"
-            )
-        row = {c: _parse_cell(path, number, c, t) for c, t in zip(header, cells, strict=True)}
-        rows.append((number, row))
-    if header is None or not rows:
-        raise ValueError(f"{path}: no data rows")
+    meta, header, number, cells = read_table(path, "C_l table")
+    missing = [c for c in CL_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"{path}, line {number}: missing column(s) {', '.join(missing)}")
+    unknown = [c for c in header if c not in CL_COLUMNS]
+    if unknown or len(set(header)) != len(header):
+        raise ValueError(
+            f"{path}, line {number}: unknown or repeated column(s) {unknown or header}; "
+            f"expected {', '.join(CL_COLUMNS)}"
+        )
+    rows = [
+        (n, {c: _parse_cell(path, n, c, t) for c, t in zip(header, row, strict=True)})
+        for n, row in cells
+    ]
     seen, per_experiment = {}, {}
     for number, row in rows:
         key = (row["experiment"], row["ell"])

@@ -19,13 +19,14 @@ with one row per (sigma, rl_over_lc, ell) on a full grid; ``ratio = 1`` and ``er
 ``ell = 1``; ``error >= 0`` elsewhere.
 """
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
+
+from crsky.io import read_table
 
 EMULATOR_COLUMNS = ("sigma", "rl_over_lc", "ell", "ratio", "error")
 
@@ -131,31 +132,13 @@ def load_emulator(path: str | Path) -> Emulator:
     ``sigma``/``rl_over_lc`` <= 0, negative error, duplicate or missing grid points.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"emulator table {str(path)!r} does not exist")
-    meta, header, rows = {}, None, {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        text = raw.strip()
-        if not text:
-            continue
-        if text.startswith("#"):
-            key, sep, value = text.lstrip("#").partition(":")
-            if sep and header is None:
-                meta[key.strip()] = value.strip()
-            continue
-        cells = [c.strip() for c in next(csv.reader([text]))]
-        if header is None:
-            missing = [c for c in EMULATOR_COLUMNS if c not in cells]
-            if missing or len(cells) != len(EMULATOR_COLUMNS):
-                raise ValueError(
-                    f"{path}, line {number}: columns must be {', '.join(EMULATOR_COLUMNS)}"
-                )
-            header = cells
-            continue
-        if len(cells) != len(header):
-            raise ValueError(f"{path}, line {number}: {len(cells)} cells, expected {len(header)}")
+    meta, header, number, cells = read_table(path, "emulator table")
+    if sorted(header) != sorted(EMULATOR_COLUMNS):
+        raise ValueError(f"{path}, line {number}: columns must be {', '.join(EMULATOR_COLUMNS)}")
+    rows = {}
+    for number, line in cells:
         row = {}
-        for column, cell in zip(header, cells, strict=True):
+        for column, cell in zip(header, line, strict=True):
             where = f"{path}, line {number}, column {column!r}"
             try:
                 row[column] = float(cell)
@@ -171,8 +154,6 @@ def load_emulator(path: str | Path) -> Emulator:
         if key in rows:
             raise ValueError(f"{path}, line {number}: duplicate grid point {key}")
         rows[key] = (row["ratio"], row["error"])
-    if not rows:
-        raise ValueError(f"{path}: no data rows")
     axes = [sorted({k[i] for k in rows}) for i in range(3)]
     grid = [(s, r, e) for s in axes[0] for r in axes[1] for e in axes[2]]
     absent = [g for g in grid if g not in rows]

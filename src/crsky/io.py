@@ -1,6 +1,7 @@
-"""Plain-file input/output shared by the library and the command line: TOML configs and
-JSON-ready values."""
+"""Plain-file input/output shared by the library and the command line: TOML configs, CSV tables
+with ``# key: value`` headers, and JSON-ready values."""
 
+import csv
 import tomllib
 from pathlib import Path
 
@@ -40,3 +41,42 @@ def toml_key_lines(path: str | Path) -> dict[str, int]:
         if sep and not line.lstrip().startswith("#"):
             lines.setdefault(key.strip().strip('"'), number)
     return lines
+
+
+def read_table(path: str | Path, what: str) -> tuple[dict, list[str], int, list[tuple[int, list]]]:
+    """Read a CSV table with optional ``# key: value`` header lines before the column names.
+
+    Args:
+        path: the file.
+        what: its kind, for error messages (``"C_l table"``, ``"emulator table"``).
+
+    Returns:
+        ``(meta, columns, columns_line, rows)`` with ``rows`` a list of ``(line_number,
+        cells)``; blank and ``#`` lines are skipped. ``ValueError`` names the file (and line) if
+        it does not exist, has no column line or data rows, or a row has the wrong cell count.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {str(path)!r} does not exist")
+    meta, columns, columns_line, rows = {}, None, 0, []
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        if text.startswith("#"):
+            key, sep, value = text.lstrip("#").partition(":")
+            if sep and columns is None:
+                meta[key.strip()] = value.strip()
+            continue
+        cells = [c.strip() for c in next(csv.reader([text]))]
+        if columns is None:
+            columns, columns_line = cells, number
+            continue
+        if len(cells) != len(columns):
+            raise ValueError(
+                f"{path}, line {number}: {len(cells)} cells, header has {len(columns)} columns"
+            )
+        rows.append((number, cells))
+    if columns is None or not rows:
+        raise ValueError(f"{path}: no data rows")
+    return meta, columns, columns_line, rows
