@@ -32,8 +32,11 @@ def test_simulate_json_summary_and_plot(tmp_path, capsys):
     assert len(summary["cl_mean"]["parallel"]) == 4  # one spectrum per saved time
     assert len(summary["ell"]) == 2 * 2 + 1  # default ell_max = 2 nside
     assert summary["momentum_drift_max"] < 1e-4  # float32 Boris
-    code, out, _ = run_cli(["plot", str(path), "--out", str(tmp_path / "fig")], capsys)
+    code, out, _ = run_cli(["plot", str(path), "--out", str(tmp_path / "fig"), "--fits"], capsys)
     assert code == 0
+    import healpy as hp
+
+    assert hp.read_map(tmp_path / "fig" / "sky_map.fits").shape == (48,)  # loadable by healpy
     for name in ("fig2_spectrum_vs_time", "fig3_spectrum_shape", "sky_map"):
         png = tmp_path / "fig" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -47,3 +47,26 @@ def test_commands_in_reference_exist():
     documented = set(re.findall(r"^\| `crsky (\w+)", README, flags=re.M))
     assert documented <= set(COMMANDS)
     assert "simulate" in documented
+
+
+def test_reproduction_commands(tmp_path, monkeypatch, capsys):
+    """Each command of 'Reproducing the papers': cheap ones run, long ones are parsed and
+    validated (configs and run files) without computing."""
+    from crsky.cli import build_parser, main
+    from crsky.cli.infer import build
+    from crsky.cli.simulate import config_from_args
+
+    section = README.split("## Reproducing the papers", 1)[1].split("\n## ", 1)[0]
+    commands = [" ".join(c.split()) for c in re.findall(r"`(crsky [^`]+)`", section, re.S)]
+    assert {c.split()[1] for c in commands} >= {"simulate", "plot", "bgk", "eigen", "infer"}
+    monkeypatch.chdir(ROOT)
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        args = build_parser().parse_args(argv)
+        if args.command in ("eigen", "bgk"):
+            assert main(argv) == 0, command
+        elif args.command == "infer":
+            build(args.run_file)
+        elif args.command == "simulate":
+            config_from_args(args)
+    capsys.readouterr()

@@ -20,12 +20,15 @@ def register(subparsers) -> None:
     p.add_argument("--realisation", type=int, default=0, help="realisation shown in the map")
     p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"),
                    help="gradient of the map")
+    p.add_argument("--fits", action="store_true",
+                   help="also write the dI map as a HEALPix FITS file (RING, for healpy)")
     p.set_defaults(func=run)
 
 
 def draw(runfile_path: str | Path, out: str | Path, realisation: int = 0,
-         orientation: str = "parallel") -> dict[str, Path]:
-    """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png``."""
+         orientation: str = "parallel", fits: bool = False) -> dict[str, Path]:
+    """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png`` (and
+    with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,11 +64,14 @@ def draw(runfile_path: str | Path, out: str | Path, realisation: int = 0,
     for name, fig in figures.items():
         paths[name] = out / f"{name}.png"
         fig.savefig(paths[name], dpi=110, bbox_inches="tight")
+    if fits:
+        paths["sky_map_fits"] = sky.write_fits(out / "sky_map.fits", np.asarray(delta_i),
+                                               overwrite=True)
     return paths
 
 
 def run(args: argparse.Namespace) -> int:
     out = args.out or Path(args.runfile).with_suffix("").as_posix() + "-plots"
-    for path in draw(args.runfile, out, args.realisation, args.orientation).values():
+    for path in draw(args.runfile, out, args.realisation, args.orientation, args.fits).values():
         print(path)
     return 0
