@@ -138,3 +138,110 @@ def test_sigma_model_rejects_ell_outside_the_emulator(tmp_path):
         models.resolve_priors(models.spectrum_sigma_parameters(
             models.spectrum_data(SPEC_TABLE, 1, 5), emu),
             {"sigma": {"dist": "uniform", "low": 0.1, "high": 1.0}})
+
+
+# --------------------------------------------------------------------------- beam model
+
+
+BEAM_POINT = {"l_pc": 0.5, "b0_ugauss": 3.0, "va_over_c": 1e-4, "alpha": 1e-3, "q_c": 4.65,
+              "energy_tev": 1.5}
+
+
+def test_eigen_resolution_matches_the_converged_solver():
+    """Reference: crsky.beam.observables at degree 15, 10 layers (converged to ~1e-8); the model's
+    cheaper resolution must agree to 2.5e-3 relative (its log-errors are >= 0.3)."""
+    from crsky import beam
+
+    for eps in (1e-5, 2e-3, 1.9e-2):
+        for delta in (3e-5, 3e-4):
+            fine = beam.observables(eps, delta, 0.0, "matched", degree=15, layers=10)
+            coarse = beam.observables(eps, delta, 0.0, "matched", degree=models.EIGEN_DEGREE,
+                                      layers=models.EIGEN_LAYERS)
+            assert float(coarse.fractional_excess) == pytest.approx(
+                float(fine.fractional_excess), rel=2.5e-3)
+
+
+@pytest.mark.parametrize("l_pc", [0.1, 0.5, 5.0])
+def test_asymptotic_forward_is_crsky_beam_asymptotics(l_pc):
+    """The fast path equals crsky.beam.observables' asymptotic fields (same formulas, no solve;
+    1e-12) and its excess lies within 6 % of the eigen value (PHYSICS.md §A matched
+    asymptotics, checked here over the prior's range of ε)."""
+    from crsky import beam
+
+    point = BEAM_POINT | {"l_pc": l_pc}
+    fast = models.beam_predictions(point, "asymptotic")
+    eigen = models.beam_predictions(point, "eigen")
+    obs = beam.observables(fast["eps"], point["va_over_c"], 0.0, "matched")
+    assert float(fast["width_deg"]) == pytest.approx(float(obs.beam_width_deg), rel=1e-12)
+    assert float(fast["fractional_excess"]) == pytest.approx(
+        float(obs.fractional_excess_asymptotic), rel=1e-6)  # λ1 on the solver's mesh vs 14.528
+    assert float(fast["fractional_excess"]) == pytest.approx(
+        float(eigen["fractional_excess"]), rel=0.06)
+    for name in ("eps", "width_deg", "p_bmax_tev"):
+        assert float(fast[name]) == float(eigen[name])
+
+
+@pytest.mark.parametrize("forward", models.BEAM_FORWARDS)
+def test_beam_model_log_density_matches_scipy(forward):
+    """Log joint = default priors + log-normal likelihood of the observables (scipy.stats)."""
+    obs = data.BeamObservations(10.0, 0.1, 10.0, (1.0, 2.0))
+    log_sigma = {"width_deg": 0.3, "fractional_excess": 0.7, "p_bmax_tev": 0.5}
+    beam_data = models.beam_data(obs, log_sigma)
+    priors = models.resolve_priors(models.beam_parameters(beam_data), None)
+    kwargs = {"data": beam_data, "priors": priors, "forward": forward}
+    got, _ = log_density(models.beam_model, (), kwargs, BEAM_POINT)
+    predicted = models.beam_predictions(BEAM_POINT, forward)
+    expected = sum(
+        stats.norm(np.log(float(predicted[k])), s).logpdf(np.log(getattr(obs, k)))
+        for k, s in log_sigma.items()
+    ) + (
+        stats.loguniform(0.01, 100).logpdf(0.5) + stats.loguniform(1, 10).logpdf(3.0)
+        + stats.loguniform(3e-5, 3e-4).logpdf(1e-4) + stats.loguniform(3e-4, 3e-3).logpdf(1e-3)
+        + stats.uniform(4.6, 0.1).logpdf(4.65) + stats.uniform(1.0, 1.0).logpdf(1.5)
+    )
+    assert float(got) == pytest.approx(expected, rel=1e-10)
+
+
+def test_beam_model_truncates_eps_without_nan_gradients():
+    """ε = r_g/l >= 0.02 (here l = 0.01 pc, ε ≈ 0.16; the solver gives NaN near 0.2) has zero
+    prior density; the gradient of the log density stays finite there."""
+    import jax
+
+    obs = data.BeamObservations(10.0, 0.1, 10.0, (1.0, 2.0))
+    beam_data = models.beam_data(obs, {"width_deg": 0.3, "fractional_excess": 0.7})
+    priors = models.resolve_priors(models.beam_parameters(beam_data), None)
+    kwargs = {"data": beam_data, "priors": priors, "forward": "eigen"}
+
+    def logp(point):
+        return log_density(models.beam_model, (), kwargs, point)[0]
+
+    outside = BEAM_POINT | {"l_pc": 0.01}
+    assert float(logp(outside)) == -math.inf
+    assert all(np.isfinite(float(g)) for g in jax.grad(logp)(outside).values())
+
+
+# --------------------------------------------------------------------------- spectrum -> p
+
+
+@pytest.mark.parametrize("error_model", models.ERROR_MODELS)
+def test_spectrum_p_log_density_matches_scipy(error_model):
+    """Mean from crsky.bgk.cl (eq. 4.7); errors cosmic variance + noise (free for HAWC) or the
+    table's; priors uniform / log-uniform (scipy.stats, 1e-10)."""
+    from crsky import bgk
+
+    spec = models.spectrum_data(SPEC_TABLE, 1, 8)
+    priors = models.resolve_priors(models.spectrum_p_parameters(spec, error_model), None)
+    point = {"p": 0.4, "q1": 2e-6} | ({"noise_HAWC": 2e-10} if error_model != "table" else {})
+    got, _ = log_density(models.spectrum_p_model, (),
+                         {"data": spec, "priors": priors, "error_model": error_model}, point)
+    mean = np.asarray(bgk.cl(0.4, spec.ell, 2e-6))
+    if error_model == "table":
+        sigma, extra = spec.error, 0.0
+    else:
+        noise = np.where(spec.experiment_index == 0, 2.5e-11, 2e-10)
+        sigma = np.sqrt(2 / ((2 * spec.ell + 1) * spec.f_sky)) * (mean + noise)
+        extra = stats.loguniform(1e-13, 1e-7).logpdf(2e-10)
+    expected = (stats.norm(mean, sigma).logpdf(spec.cl).sum()
+                + stats.uniform(0.01, 0.98).logpdf(0.4)
+                + stats.loguniform(1e-12, 1e-2).logpdf(2e-6) + extra)
+    assert float(got) == pytest.approx(expected, rel=1e-10)
