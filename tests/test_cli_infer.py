@@ -103,7 +103,6 @@ def test_existing_output_folder_is_refused(sigma_run, tmp_path, capsys):
 
 
 def test_mock_command_records_truth_seed_and_command(tmp_path, capsys):
-    pytest.importorskip("crsky.bgk")
     out = tmp_path / "mock.csv"
     argv = ["mock", "--experiments", str(ROOT / "data" / "cl_experiments.toml"), "--p", "0.5",
             "--q1", "1e-6", "--seed", "7", "--out", str(out)]
@@ -118,3 +117,14 @@ def test_mock_command_records_truth_seed_and_command(tmp_path, capsys):
     # The recorded command regenerates the same table.
     assert run_cli(table.meta["command"].split()[1:], capsys)[0] == 0
     np.testing.assert_array_equal(data.load_cl_table(out).cl, table.cl)
+
+
+@pytest.mark.parametrize("run_file", sorted((ROOT / "inference").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_shipped_run_files_build(run_file):
+    """Every shipped run file validates and builds its model (no sampling)."""
+    from crsky.cli.infer import build
+
+    setup = build(run_file)
+    assert setup["sampler"].chains == 4 and setup["sampler"].samples == 1000
+    assert set(setup["sampled"]) == set(setup["priors"])
