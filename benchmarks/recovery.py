@@ -5,14 +5,20 @@ with NUTS; reported per parameter: the fraction of 95 % intervals that cover the
 >= 90 %) and the mean of (median - truth) in units of its standard error over data sets
 (pass: |z| < 3). Truths:
 
-- beam: drawn from the prior (SBC: the beam data constrain only ``l`` and a combination of the
-  nuisance parameters, so coverage is guaranteed only on average over the prior); mock
-  observables ``ln(obs) = ln(predicted) + log_sigma * z`` with the run file's log_sigma; bias in
-  ``ln l``;
+- beam: drawn from the model's prior (the defaults, truncated to ``ε < 0.02`` like the model;
+  SBC: the beam data constrain only ``l`` and a combination of the nuisance parameters, so
+  coverage is guaranteed only on average over the prior); mock observables
+  ``ln(obs) = ln(predicted) + log_sigma * z`` with the run file's log_sigma; bias in ``ln``;
 - spectrum_p: fixed truth p = 0.5 and Q1 of the shipped mock table, mock IceCube + HAWC tables at
-  the real f_sky and N (``crsky.data.mock_cl_table``), one seed per data set.
+  the real f_sky and N (``crsky.data.mock_cl_table``), one seed per data set;
+- spectrum_sigma: σ drawn from its prior (uniform over the emulator grid 0.5-2), ``c1`` and the
+  errors of ``data/simulated_cl_sigma1.csv`` (ℓ = 1-12), mock
+  ``Ĉ_l = c1 (R(σ) + error_R z1) + error z2`` from the shipped simulated emulator table
+  ``data/emulator_sigma.csv`` (the model's own likelihood: a check of the inference, not of the
+  emulator's accuracy).
 
-One compiled sampler per model (data passed as JAX arguments). Run::
+One compiled sampler per model (data passed as JAX arguments); chains in parallel over one CPU
+device per chain. Run::
 
     OMP_NUM_THREADS=1 python benchmarks/recovery.py [--datasets 20] [--forward asymptotic]
 
@@ -25,7 +31,11 @@ import json
 import time
 from pathlib import Path
 
-import jax
+import numpyro
+
+numpyro.set_host_device_count(4)
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -33,7 +43,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from numpyro.infer import MCMC, NUTS  # noqa: E402
 
-from crsky import data, models  # noqa: E402
+from crsky import data, emulator, models  # noqa: E402
+from crsky.pitch_angle import EPS_MAX  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH_P = 0.5
@@ -43,8 +54,10 @@ def sample(model, args, seed, chains, warmup, draws):
     """Posterior draws ``{name: (chains*draws,)}`` of ``model(*args)`` with one compiled NUTS."""
     mcmc = sample.cache.get(model)
     if mcmc is None:
+        parallel = jax.local_device_count() >= chains
         mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=draws, num_chains=chains,
-                    chain_method="sequential", progress_bar=False, jit_model_args=True)
+                    chain_method="parallel" if parallel else "sequential", progress_bar=False,
+                    jit_model_args=True)
         sample.cache[model] = mcmc
     mcmc.run(jax.random.PRNGKey(seed), *args)
     return {k: np.asarray(v) for k, v in mcmc.get_samples().items()}, \
@@ -83,12 +96,18 @@ def beam_recovery(n, seed, chains, warmup, draws, forward):
         observed = {k: (jnp.exp(log_obs[i]), log_sigma[k]) for i, k in enumerate(log_sigma)}
         models.beam_model(dataclasses.replace(base, observed=observed), priors, forward)
 
+    def draw_truth(key):
+        while True:  # the model's prior is truncated to eps < EPS_MAX
+            key, sub = jax.random.split(key)
+            truth = {k: float(priors[k].distribution().sample(jax.random.fold_in(sub, j)))
+                     for j, k in enumerate(names)}
+            if float(models.beam_predictions(truth, "asymptotic")["eps"]) < EPS_MAX:
+                return truth
+
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
-        key = jax.random.PRNGKey(seed + i)
-        truth = {k: float(priors[k].distribution().sample(jax.random.fold_in(key, j)))
-                 for j, k in enumerate(names)}
+        truth = draw_truth(jax.random.PRNGKey(seed + i))
         predicted = models.beam_predictions(truth, forward)
         log_obs = jnp.array([float(np.log(predicted[k])) + s * rng.standard_normal()
                              for k, s in log_sigma.items()])
@@ -117,6 +136,36 @@ def spectrum_recovery(n, seed, chains, warmup, draws):
     return rows, score(rows, ["p", "q1"], log_names=("q1",))
 
 
+def sigma_recovery(n, seed, chains, warmup, draws):
+    emu = emulator.load_emulator(ROOT / "data" / "emulator_sigma.csv")
+    sim = data.load_cl_table(ROOT / "data" / "simulated_cl_sigma1.csv")
+    base = models.spectrum_data(sim, 1, 12)
+    params = models.spectrum_sigma_parameters(base, emu, "table")
+    priors = models.resolve_priors(
+        params, {"c1": {"dist": "loguniform", "low": 0.01, "high": 1000.0}}
+    )
+    c1 = float(base.cl[0])
+    index = emu.ell_index(base.ell)
+
+    def model(cl):
+        models.spectrum_sigma_model(dataclasses.replace(base, cl=cl), emu, priors, "table")
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        truth = {"sigma": float(rng.uniform(float(emu.sigma[0]), float(emu.sigma[-1]))), "c1": c1}
+        ratio, error = (np.asarray(a)[index] for a in emulator.evaluate(emu, truth["sigma"]))
+        cl = c1 * (ratio + error * rng.standard_normal(ratio.size))
+        cl = cl + base.error * rng.standard_normal(ratio.size)
+        samples, div = sample(model, (jnp.asarray(cl),), seed + i, chains, warmup, draws)
+        rows.append({"truth": truth, "samples": samples, "divergences": div})
+    return rows, score(rows, ["sigma", "c1"], log_names=("c1",))
+
+
+RECOVERIES = {"spectrum_p": spectrum_recovery, "spectrum_sigma": sigma_recovery,
+              "beam": beam_recovery}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=20)
@@ -125,17 +174,15 @@ def main():
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--forward", default="eigen", choices=models.BEAM_FORWARDS)
-    parser.add_argument("--models", nargs="+", default=["spectrum_p", "beam"])
+    parser.add_argument("--models", nargs="+", default=list(RECOVERIES),
+                        choices=list(RECOVERIES))
     args = parser.parse_args()
     report = {}
     for name in args.models:
         start = time.perf_counter()
-        if name == "beam":
-            rows, result = beam_recovery(args.datasets, args.seed, args.chains, args.warmup,
-                                         args.draws, args.forward)
-        else:
-            rows, result = spectrum_recovery(args.datasets, args.seed, args.chains, args.warmup,
-                                             args.draws)
+        extra = (args.forward,) if name == "beam" else ()
+        rows, result = RECOVERIES[name](args.datasets, args.seed, args.chains, args.warmup,
+                                        args.draws, *extra)
         report[name] = {
             "datasets": len(rows),
             "divergences": sum(r["divergences"] for r in rows),
