@@ -16,6 +16,8 @@ from crsky import _validate
         (_validate.non_negative, (-1.0,)),
         (_validate.open_interval, (1.0, 0.0, 1.0)),
         (_validate.positive_int, (0,)),
+        (_validate.non_negative_int, (-1,)),
+        (_validate.non_negative_int, (True,)),
         (_validate.power_of_two, (6,)),
         (_validate.one_of, ("c", ("a", "b"))),
         (_validate.increasing, ([1.0, 1.0],)),

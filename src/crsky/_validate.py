@@ -50,6 +50,12 @@ def positive_int(name: str, value) -> None:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
+def non_negative_int(name: str, value) -> None:
+    """``value`` must be an integer >= 0 (a seed, an index)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+
+
 def power_of_two(name: str, value) -> None:
     """``value`` must be a positive integer power of two (HEALPix nside)."""
     positive_int(name, value)

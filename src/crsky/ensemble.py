@@ -102,8 +102,7 @@ class SimulationConfig:
         log_times(self.t_omega_max, self.n_times, self.t_omega_min)
         _validate.one_of("solver", self.solver, SOLVERS)
         _validate.one_of("dtype", self.dtype, DTYPES)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        _validate.non_negative_int("seed", self.seed)
         if self.dt is not None:
             _validate.positive("dt", self.dt)
         _validate.positive("rtol", self.rtol)

@@ -35,8 +35,7 @@ class SamplerConfig:
     def __post_init__(self):
         for name in ("chains", "warmup", "samples", "max_tree_depth"):
             _validate.positive_int(name, getattr(self, name))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        _validate.non_negative_int("seed", self.seed)
         _validate.open_interval("target_accept", self.target_accept, 0.0, 1.0)
 
 
