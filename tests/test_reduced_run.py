@@ -62,9 +62,6 @@ def _check_sum_rule(run: dict) -> None:
     for orientation in sky.ORIENTATIONS:
         s = _sum_rule(run, orientation)
         assert abs(s["diff"] - s["correction"]) < 3 * s["diff_err"], (orientation, s)
-        assert abs(s["lhs"] / s["rhs"] - 1 - s["correction"] / s["rhs"]) < (
-            3 * s["diff_err"] / s["rhs"]
-        ), (orientation, s)
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +99,8 @@ def _jackknife(values: np.ndarray, statistic) -> tuple[np.ndarray, np.ndarray]:
 def _shape(run: dict, orientation: str) -> dict:
     """C^_l / C^_1 (C^_l = <C_l> - N, eq. (3.1)) at the last two times, with jackknife errors.
 
-    ``ell_max``: the last l of the run where C^_l > 2 errors at both times (contiguous from 1).
-    ``curvature``: d^2 ln(C^_l/C^_1) / d(ln l)^2 of a quadratic fit over 1 <= l <= ell_max at
-    the last time; < 0 is concave (seed Fig. 3).
+    ``ell_max``: the last l of the run where C^_l > 2 errors at both times (contiguous from 1),
+    but at least 3, so that l = 2 and 3 are always compared.
     """
     g = sky.reference_gradient(orientation)
     K = ensemble.ensemble_diffusion(run).K
@@ -114,27 +110,23 @@ def _shape(run: dict, orientation: str) -> dict:
     cl_hat, cl_err = np.asarray(stats["cl_hat"])[-2:], np.asarray(stats["cl_err"])[-2:]
     significant = np.all(cl_hat > 2 * cl_err, axis=0)
     ell_max = int(np.argmin(significant[1:])) if not np.all(significant[1:]) else cl.shape[-1] - 1
-    ells = np.arange(1, ell_max + 1)
-    log_l = np.log(ells)
+    ell_max = max(ell_max, 3)
 
     def ratio(mean):  # (2, L) -> C^_l / C^_1 at the last two times, l = 1..ell_max
         hat = mean[-2:] - noise
         return hat[:, 1 : ell_max + 1] / hat[:, 1:2]
 
-    def curvature(mean):  # 2c of the fit ln(C^_l/C^_1) = a + b ln l + c (ln l)^2
-        return 2 * np.polyfit(log_l, np.log(np.abs(ratio(mean)[-1])), 2)[0]
-
     r, r_err = _jackknife(cl, ratio)
     d, d_err = _jackknife(cl, lambda m: ratio(m)[1] - ratio(m)[0])
-    k, k_err = _jackknife(cl, curvature) if ell_max >= 3 else (np.nan, np.nan)
     return {"ell_max": ell_max, "ratio": r, "ratio_err": r_err, "change": d,
-            "change_err": d_err, "curvature": k, "curvature_err": k_err}
+            "change_err": d_err}
 
 
 def _check_shape_converged(run: dict) -> None:
     for orientation in sky.ORIENTATIONS:
         s = _shape(run, orientation)
         change, err = s["change"][1:], s["change_err"][1:]  # l = 2..ell_max
+        assert change.size >= 2
         assert np.all(np.abs(change) < 3 * err), (orientation, change / err)
 
 
