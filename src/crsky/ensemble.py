@@ -137,10 +137,6 @@ class SimulationConfig:
     def t_omega(self) -> np.ndarray:
         return log_times(self.t_omega_max, self.n_times, self.t_omega_min)
 
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -177,7 +173,8 @@ def _modes(config: SimulationConfig, index: int):
 
 
 def _realisation(
-    config: SimulationConfig, index: int, trace, directions: np.ndarray, plan: spectra.SHTPlan
+    config: SimulationConfig, index: int, trace, directions: np.ndarray,
+    plan: spectra.SHTPlan | None,
 ):
     """Simulate realisation ``index``: returns (arrays for the run file, attrs)."""
     dtype = DTYPES[config.dtype]
@@ -213,7 +210,7 @@ def _realisation(
     basis_dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     summary = sky.realisation_summary(
         jnp.asarray(r, basis_dtype), jnp.asarray(p, basis_dtype), plan,
-        method=config.spectra_method,
+        lmax=config.lmax_spectra, method=config.spectra_method,
     )
     arrays |= {f"spectra/{name}": value for name, value in summary.items()}
     arrays["maps_last"] = np.concatenate([r[-1], p[-1]], axis=-1)
@@ -291,18 +288,19 @@ def run_ensemble(
     if resume and out.exists():
         _check_resumable(config, runfile.read_config(out))
         runfile.discard_partial(out)
-    else:
+    directions = np.asarray(healpix_directions(config.nside))
+    if not (resume and out.exists()):
         if out.exists():
             out.unlink()
         out.parent.mkdir(parents=True, exist_ok=True)
-        directions = np.asarray(healpix_directions(config.nside))
         runfile.create(out, config.to_dict(), config.t_omega, directions)
     done = set(runfile.completed(out))
     wanted = range(config.realisations) if indices is None else indices
     todo = [i for i in wanted if i not in done]
-    directions = np.asarray(healpix_directions(config.nside))
     trace, compile_seconds = _tracer(config) if todo else (None, 0.0)
-    plan = spectra.make_plan(config.nside, config.lmax_spectra)
+    # the JAX transform's kernels are built once per run (healpy needs none)
+    plan = (spectra.make_plan(config.nside, config.lmax_spectra)
+            if config.spectra_method == "jax" else None)
     start = time.perf_counter()
     steps, tracing = 0, 0.0
     for index in tqdm(todo, desc="realisations", unit="real", disable=not progress):
