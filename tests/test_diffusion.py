@@ -59,3 +59,15 @@ def test_ballistic_limit_and_error_estimates():
     two = diffusion_tensor(np.stack([m.rr_mean, 1.1 * m.rr_mean]), t)
     np.testing.assert_allclose(two.K_err[:, 2, 2], 0.05 * m.rr_mean[:, 2, 2] / (2 * t),
                                rtol=1e-6)
+
+
+def test_kappa_perp_error_from_its_own_scatter():
+    """κ⊥'s error is the scatter of (K_xx + K_yy)/2 over realisations (numpy reference)."""
+    rng = np.random.default_rng(1)
+    rr = rng.normal(1.0, 0.1, size=(6, 2, 3, 3))
+    rr[..., 1, 1] = rr[..., 0, 0]  # perfectly correlated xx and yy
+    t = np.array([1.0, 2.0])
+    K = diffusion_tensor(rr, t)
+    perp = 0.5 * (rr[..., 0, 0] + rr[..., 1, 1]) / (2 * t)
+    np.testing.assert_allclose(K.kappa_perp_err, perp.std(0, ddof=1) / np.sqrt(6), rtol=1e-12)
+    np.testing.assert_allclose(K.kappa_perp, perp.mean(0), rtol=1e-12)

@@ -55,11 +55,14 @@ class DiffusionTensor(eqx.Module):
         K: K_ij(T) = ⟨r_i r_j⟩/(2T), shape (n_times, 3, 3), Lc·c.
         K_err: standard error of K, same shape (between-realisation scatter / sqrt(R); with one
             realisation, trajectory scatter / sqrt(M), which ignores their correlation).
+        kappa_perp_err: standard error of κ⊥, shape (n_times,), from the scatter of
+            (K_xx + K_yy)/2 itself (K_xx and K_yy of one realisation are correlated).
     """
 
     t: Float[Array, " n_times"]
     K: Float[Array, "n_times 3 3"]
     K_err: Float[Array, "n_times 3 3"]
+    kappa_perp_err: Float[Array, " n_times"]
 
     @property
     def kappa_parallel(self) -> Float[Array, " n_times"]:
@@ -75,9 +78,6 @@ class DiffusionTensor(eqx.Module):
     def kappa_parallel_err(self) -> Float[Array, " n_times"]:
         return self.K_err[:, 2, 2]
 
-    @property
-    def kappa_perp_err(self) -> Float[Array, " n_times"]:
-        return 0.5 * jnp.hypot(self.K_err[:, 0, 0], self.K_err[:, 1, 1])
 
 
 def diffusion_tensor(
@@ -96,10 +96,16 @@ def diffusion_tensor(
     two_t = 2 * jnp.asarray(t)[:, None, None]
     # ⟨r_i r_j⟩ → 2T K_ij (rel.-diffusion paper, section 2)
     K = jnp.mean(rr_mean, axis=0) / two_t
+    perp = 0.5 * (rr_mean[..., 0, 0] + rr_mean[..., 1, 1])
     if n_real > 1:
         err = jnp.std(rr_mean, axis=0, ddof=1) / np.sqrt(n_real)
+        perp_err = jnp.std(perp, axis=0, ddof=1) / np.sqrt(n_real)
     elif rr_var is not None and n_trajectories:
         err = jnp.sqrt(jnp.asarray(rr_var)[0] / n_trajectories)
+        perp_err = 0.5 * (err[:, 0, 0] + err[:, 1, 1])  # fully correlated: an upper bound
     else:
         err = jnp.full_like(K, jnp.nan)
-    return DiffusionTensor(t=jnp.asarray(t), K=K, K_err=err / two_t)
+        perp_err = jnp.full_like(perp[0], jnp.nan)
+    return DiffusionTensor(
+        t=jnp.asarray(t), K=K, K_err=err / two_t, kappa_perp_err=perp_err / two_t[:, 0, 0]
+    )
