@@ -46,3 +46,16 @@ def test_traced_values_pass_under_jit_and_grad(check, extra):
     assert float(jax.grad(f)(2.0)) == 4.0
     _validate.increasing("t", jnp.array([1.0, 2.0]))
     jax.jit(lambda t: _validate.increasing("t", t) or t)(jnp.array([1.0, 2.0]))
+
+
+def test_float64_requirement_is_enforced_at_the_boundary():
+    """Without jax_enable_x64 the eigen solver would silently return λ1 ≈ 504 instead of
+    14.5 (float32); it must refuse instead."""
+    from crsky import pitch_angle
+
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with pytest.raises(ValueError, match="float64"):
+            pitch_angle.solve(2.1e-3, 1e-4)
+    finally:
+        jax.config.update("jax_enable_x64", True)

@@ -79,3 +79,12 @@ def increasing(name: str, values) -> None:
     if v.ndim != 1 or v.size == 0 or np.any(np.diff(v) <= 0):
         raise ValueError(f"{name} must be a non-empty, strictly increasing 1-d sequence")
 
+
+
+def float64_enabled(what: str) -> None:
+    """``what`` needs float64: raise unless ``jax_enable_x64`` is on (crsky never flips it)."""
+    if not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{what} needs float64: call jax.config.update('jax_enable_x64', True) first "
+            "(the crsky command line does)"
+        )

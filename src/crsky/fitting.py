@@ -57,6 +57,7 @@ def fit_laplace(model, model_kwargs: dict, seed: int = 0, draws: int = 4000,
     not positive definite (the Laplace approximation then does not exist).
     Needs float64 for tolerances below ~1e-6.
     """
+    _validate.float64_enabled("fit_laplace")
     _validate.positive_int("draws", draws)
     _validate.positive_int("max_steps", max_steps)
     _validate.positive("tol", tol)

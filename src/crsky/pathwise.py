@@ -65,6 +65,8 @@ def liouville_cl(
     Returns:
         ``C_ℓ`` of ``dI``, dimensionless, shape ``(n_times, lmax + 1)``.
     """
+    if jnp.dtype(dtype) == jnp.float64:
+        _validate.float64_enabled("liouville_cl with dtype float64")
     _validate.power_of_two("nside", nside)
     if plan is not None and plan.nside != nside:
         raise ValueError(f"plan is for nside {plan.nside}, not nside {nside}")

@@ -311,6 +311,7 @@ DEFAULT_LAYERS = 6
 
 def _check(eps, delta, u, profile, n_eigen=1, degree=DEFAULT_DEGREE, layers=DEFAULT_LAYERS):
     """Validate the public arguments (traced values pass unchecked)."""
+    _validate.float64_enabled("the pitch-angle eigen solver")
     _validate.one_of("profile", profile, PROFILES)
     _validate.positive_int("n_eigen", n_eigen)
     _validate.positive_int("degree", degree)
