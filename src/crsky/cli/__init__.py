@@ -26,20 +26,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def use_all_cpu_cores() -> None:
-    """Expose each CPU core as a JAX device (before JAX starts), so ensembles and NumPyro chains
-    use every core; a user's own ``--xla_force_host_platform_device_count`` wins. GPUs are
-    unaffected."""
+def configure_cpu_backend() -> None:
+    """XLA:CPU settings, before JAX starts; a user's own setting of either flag wins.
+
+    - each CPU core is a JAX device, so ensembles and NumPyro chains use every core;
+    - the concurrency-optimised scheduler is off: with it, the eigen solver's program was seen to
+      deadlock intermittently (jaxlib 0.10.2).
+
+    GPUs are unaffected.
+    """
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
-        count = f"--xla_force_host_platform_device_count={os.cpu_count() or 1}"
-        os.environ["XLA_FLAGS"] = f"{flags} {count}".strip()
+        flags += f" --xla_force_host_platform_device_count={os.cpu_count() or 1}"
+    if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
+        flags += " --xla_cpu_enable_concurrency_optimized_scheduler=false"
+    os.environ["XLA_FLAGS"] = flags.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``crsky`` script; returns the process exit code."""
     from crsky.cli._common import dispatch
 
-    use_all_cpu_cores()
+    configure_cpu_backend()
     args = build_parser().parse_args(argv)
     return dispatch(args)
