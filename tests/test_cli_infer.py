@@ -5,6 +5,8 @@ C_l at sigma = 1, r_L/Lc = 0.1; reference: those true values must lie in the 95 
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +130,25 @@ def test_shipped_run_files_build(run_file):
     setup = build(run_file)
     assert setup["sampler"].chains == 4 and setup["sampler"].samples == 1000
     assert set(setup["sampled"]) == set(setup["priors"])
+
+
+def test_infer_sets_one_device_per_chain_before_jax_starts(tmp_path):
+    """Building the spectrum_sigma model (emulator loaded) must not start JAX: the CPU device
+    count set afterwards gives one device per chain, so the 4 chains run in parallel."""
+    script = f"""
+import jax
+from crsky import sampling
+from crsky.cli import main
+
+def report_devices(model, kwargs, config):
+    print("devices", len(jax.devices()), "chains", config.chains)
+    raise SystemExit(0)
+
+sampling.run_nuts = report_devices
+main(["infer", {str(ROOT / "inference" / "simulated_sigma.toml")!r},
+      "--out", {str(tmp_path / "out")!r}, "--no-laplace"])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "devices 4 chains 4" in done.stdout

@@ -63,6 +63,9 @@ def test_pchip_gradient_matches_scipy_derivative():
 def test_load_and_evaluate_2d_table(tmp_path):
     emu = emulator.load_emulator(write_table(tmp_path / "emu.csv"))
     assert emu.ratio.shape == (5, 3, 8)
+    # numpy, not JAX, arrays: loading must not start JAX (crsky infer sets the device count after)
+    for array in (emu.sigma, emu.rl_over_lc, emu.ell, emu.ratio, emu.error):
+        assert type(array) is np.ndarray
     assert emu.meta["synthetic"].startswith("true")
     # On grid nodes the interpolant reproduces the table exactly.
     ratio, error = emulator.evaluate(emu, 1.0, 0.1)

@@ -38,14 +38,15 @@ class Emulator:
     ``sigma``: (n_s,) turbulence levels ``σ = sqrt(⟨δB²⟩)/B0``, increasing;
     ``rl_over_lc``: (n_r,) Larmor radii in ``Lc``, increasing (n_r = 1: a fixed value);
     ``ell``: (n_l,) multipoles; ``ratio``, ``error``: (n_s, n_r, n_l) ``Ĉ_l/Ĉ_1`` and its
-    simulation standard error; ``meta``: header lines.
+    simulation standard error; ``meta``: header lines. Arrays are numpy: loading a table does
+    not start JAX (so a caller can still set the CPU device count, e.g. for parallel chains).
     """
 
-    sigma: jnp.ndarray
-    rl_over_lc: jnp.ndarray
+    sigma: np.ndarray
+    rl_over_lc: np.ndarray
     ell: np.ndarray
-    ratio: jnp.ndarray
-    error: jnp.ndarray
+    ratio: np.ndarray
+    error: np.ndarray
     meta: dict = field(default_factory=dict)
 
     def ell_index(self, ell) -> np.ndarray:
@@ -164,11 +165,11 @@ def load_emulator(path: str | Path) -> Emulator:
     shape = tuple(len(a) for a in axes)
     values = np.asarray([rows[g] for g in grid], dtype=float).reshape(*shape, 2)
     return Emulator(
-        sigma=jnp.asarray(axes[0]),
-        rl_over_lc=jnp.asarray(axes[1]),
+        sigma=np.asarray(axes[0], dtype=float),
+        rl_over_lc=np.asarray(axes[1], dtype=float),
         ell=np.asarray(axes[2], dtype=int),
-        ratio=jnp.asarray(values[..., 0]),
-        error=jnp.asarray(values[..., 1]),
+        ratio=values[..., 0],
+        error=values[..., 1],
         meta=meta,
     )
 
