@@ -29,6 +29,21 @@ def assert_same_realisations(a, b):
         np.testing.assert_array_equal(ra[name], rb[name])
 
 
+def test_summarise_computes_the_diffusion_tensor_once(tmp_path, monkeypatch):
+    from crsky import ensemble
+
+    run_small(tmp_path / "run.h5")
+    run = runfile.load(tmp_path / "run.h5")
+    expected = ensemble.anisotropy(run)
+    calls = []
+    original = ensemble.ensemble_diffusion
+    monkeypatch.setattr(ensemble, "ensemble_diffusion", lambda r: calls.append(1) or original(r))
+    summary = ensemble.summarise(run)
+    assert len(calls) == 1
+    for orientation, stats in expected.items():
+        np.testing.assert_array_equal(summary["cl_hat"][orientation], stats["cl_hat"])
+
+
 def test_same_seed_identical_and_other_seed_different(tmp_path):
     run_small(tmp_path / "a.h5")
     run_small(tmp_path / "b.h5")

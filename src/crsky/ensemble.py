@@ -350,9 +350,13 @@ def anisotropy(run: dict, K_liouville=None, strength: float = 1.0) -> dict[str, 
         ``{"parallel": stats, "perpendicular": stats}`` with the dicts of
         :func:`crsky.anisotropy.ensemble_statistics`.
     """
+    return _anisotropy(run, ensemble_diffusion(run).K, K_liouville, strength)
+
+
+def _anisotropy(run: dict, K, K_liouville=None, strength: float = 1.0) -> dict[str, dict]:
+    """:func:`anisotropy` with the ensemble ``K(T)`` (n_times, 3, 3) already computed."""
     config = run["config"]
     summaries = {name: run[f"spectra/{name}"] for name in SUMMARY_KEYS}
-    K = ensemble_diffusion(run).K
     return {
         orientation: ensemble_statistics(
             summaries, run["t_omega"], config["r_larmor"], K,
@@ -376,7 +380,7 @@ def summarise(run: dict) -> dict:
     if not n_real:
         return summary
     K = ensemble_diffusion(run)
-    stats = anisotropy(run)
+    stats = _anisotropy(run, K.K)
     per_orientation = {
         key: {o: s[field] for o, s in stats.items()}
         for key, field in (("cl_mean", "cl_mean"), ("cl_hat", "cl_hat"), ("noise", "noise"))
