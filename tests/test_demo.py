@@ -3,13 +3,32 @@ and a second run never overwrites the first."""
 
 import json
 
+from crsky import ensemble, runfile
 from crsky.cli import main
 from crsky.cli.demo import fresh_folder
 
 
-def test_quick_demo_writes_report(tmp_path, capsys):
+def counted(monkeypatch, module, name, calls):
+    """Replace ``module.name`` by a wrapper that counts its calls in ``calls[name]``."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        calls[name] = calls.get(name, 0) + 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+
+
+def test_quick_demo_writes_report(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo-output"
+    calls = {}
+    for module, name in ((runfile, "load"), (ensemble, "anisotropy"),
+                         (ensemble, "ensemble_diffusion")):
+        counted(monkeypatch, module, name, calls)
     assert main(["demo", "--quick", "--out", str(out)]) == 0
+    # The run file is read, and its statistics computed, once for the summary of the ensemble
+    # and once for the figures and the fit of p.
+    assert calls == {"load": 2, "anisotropy": 1, "ensemble_diffusion": 2}
     printed = capsys.readouterr().out
     assert f"report: {out / 'report.md'}" in printed
     report = (out / "report.md").read_text()

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     from crsky import beam, runfile
     from crsky.cli.infer import build
-    from crsky.cli.plot import draw
+    from crsky.cli.plot import draw_run
     from crsky.ensemble import SimulationConfig, anisotropy, run_ensemble
     from crsky.sampling import SamplerConfig, run_nuts, summarize, write_outputs
 
@@ -113,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"      {time.perf_counter() - t0:.0f} s")
 
     t0 = _step(2, "angular power spectra versus back-tracking time (Figs. 2 and 3)")
-    figures = draw(out / "run.h5", out)
-    stats = anisotropy(runfile.load(out / "run.h5"))
+    run = runfile.load(out / "run.h5")
+    stats = anisotropy(run)
+    figures = draw_run(run, out, stats=stats)
     print(f"      {time.perf_counter() - t0:.0f} s")
 
     t0 = _step(3, "BGK fit of the exponent p of nu_r to the simulated spectrum")

@@ -27,25 +27,37 @@ def register(subparsers) -> None:
 
 def draw(runfile_path: str | Path, out: str | Path, realisation: int = 0,
          orientation: str = "parallel", fits: bool = False) -> dict[str, Path]:
+    """Load a run file and :func:`draw_run` it."""
+    from crsky import runfile
+
+    run = runfile.load(runfile_path)
+    if not len(run["indices"]):
+        raise ValueError(f"runfile {str(runfile_path)!r} holds no finished realisation")
+    return draw_run(run, out, realisation, orientation, fits)
+
+
+def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str = "parallel",
+             fits: bool = False, stats: dict | None = None) -> dict[str, Path]:
     """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png`` (and
-    with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc)."""
+    with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc) of a loaded
+    run (:func:`crsky.runfile.load`). ``stats``: its :func:`crsky.ensemble.anisotropy`, if the
+    caller has it already (computed here otherwise)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import jax.numpy as jnp
     import numpy as np
 
-    from crsky import plotting, runfile, sky
+    from crsky import plotting, sky
     from crsky.ensemble import anisotropy
 
-    run = runfile.load(runfile_path)
-    if not len(run["indices"]):
-        raise ValueError(f"runfile {str(runfile_path)!r} holds no finished realisation")
     if realisation not in run["indices"]:
-        raise ValueError(f"realisation {realisation} is not in {str(runfile_path)!r}")
+        raise ValueError(
+            f"realisation {realisation} is not in the run (it has {run['indices'].tolist()})"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stats = anisotropy(run)
+    stats = anisotropy(run) if stats is None else stats
     maps = run["maps_last"][list(run["indices"]).index(realisation)]
     delta_i = sky.relative_intensity(
         jnp.asarray(maps[:, :3]), jnp.asarray(maps[:, 3:]),
