@@ -4,6 +4,10 @@ References are the definitions themselves, evaluated independently here with num
 spectrum k³/(1 + (k Lc)^γ), transversality, ⟨δB²⟩ = σ²B0², and ∇·B = 0.
 """
 
+import io
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -84,6 +88,22 @@ def test_same_key_same_field_and_linear_in_sigma():
                                           jnp.ones(3)))
     )(1.0)
     assert float(grad) == pytest.approx(float(jnp.sum(turbulent_field(a, jnp.ones(3)))))
+
+
+def test_same_key_same_field_with_and_without_x64():
+    # a process without jax_enable_x64 (e.g. one host of a multi-host run) draws the same
+    # field for the same key as this one (x64 on, see conftest): the random numbers are float32
+    code = (
+        "import jax, jax.numpy as jnp, numpy as np, sys; assert not jax.config.jax_enable_x64;"
+        "from crsky.turbulence import sample_modes;"
+        "m = sample_modes(jax.random.PRNGKey(7), 16, 1.0, dtype=jnp.float32);"
+        "np.save(sys.stdout.buffer, np.concatenate([m.k.ravel(), m.amplitude.ravel(), m.phase]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    other = np.load(io.BytesIO(out))
+    m = sample_modes(jax.random.PRNGKey(7), 16, 1.0, dtype=jnp.float32)
+    mine = np.concatenate([np.ravel(m.k), np.ravel(m.amplitude), np.asarray(m.phase)])
+    np.testing.assert_allclose(other, mine, rtol=1e-6, atol=1e-7)
 
 
 def test_float32_dtype():

@@ -85,23 +85,24 @@ def sample_modes(
         jnp.log10(2 * jnp.pi / lambda_max), jnp.log10(2 * jnp.pi / lambda_min), n_modes,
         dtype=dtype,
     )
-    # Random numbers are drawn in float32 whatever ``dtype``, so that float32 and float64 runs
-    # with the same key share one field (to rounding), for like-for-like accuracy checks.
+    # Random numbers are drawn in float32 whatever ``dtype`` and whatever jax_enable_x64, so
+    # that float32 and float64 runs, and processes with and without x64, share one field for
+    # one key (to rounding): like-for-like accuracy checks, hosts that agree on realisation i.
     # isotropic k̂_n: cos θ uniform in [-1, 1], φ uniform in [0, 2π)
-    u = jax.random.uniform(k_dir, (n_modes, 2)).astype(dtype)
+    u = jax.random.uniform(k_dir, (n_modes, 2), jnp.float32).astype(dtype)
     cos_t, phi = 2 * u[:, 0] - 1, 2 * jnp.pi * u[:, 1]
     sin_t = jnp.sqrt(1 - cos_t**2)
     k_hat = jnp.stack([sin_t * jnp.cos(phi), sin_t * jnp.sin(phi), cos_t], axis=-1)
     # orthonormal basis of the plane ⊥ k̂_n, and a random polarisation angle in it
     e1 = jnp.stack([cos_t * jnp.cos(phi), cos_t * jnp.sin(phi), -sin_t], axis=-1)
     e2 = jnp.stack([-jnp.sin(phi), jnp.cos(phi), jnp.zeros_like(phi)], axis=-1)
-    psi = 2 * jnp.pi * jax.random.uniform(k_pol, (n_modes, 1)).astype(dtype)
+    psi = 2 * jnp.pi * jax.random.uniform(k_pol, (n_modes, 1), jnp.float32).astype(dtype)
     polarisation = jnp.cos(psi) * e1 + jnp.sin(psi) * e2
     # |δB_n|² ∝ k_n³ / (1 + (k_n Lc)^γ), Σ|δB_n|² = 2σ²B0² (rel.-diffusion paper, section 3)
     weight = k_abs**3 / (1 + (k_abs * lc) ** gamma)
     norm = jnp.sqrt(2 * weight / jnp.sum(weight))
     amplitude = jnp.asarray(sigma, dtype) * norm[:, None] * polarisation
-    phase = 2 * jnp.pi * jax.random.uniform(k_phase, (n_modes,)).astype(dtype)
+    phase = 2 * jnp.pi * jax.random.uniform(k_phase, (n_modes,), jnp.float32).astype(dtype)
     return Modes(k=k_abs[:, None] * k_hat, amplitude=amplitude, phase=phase)
 
 
