@@ -135,3 +135,40 @@ def test_jackknife_error_of_a_mean_is_the_standard_error():
     loo = np.stack([_subset(run, np.arange(7) != i)["rr_mean"].mean(0) for i in range(7)])
     jack = np.sqrt(6 / 7 * np.sum((loo - loo.mean(0)) ** 2, axis=0))
     np.testing.assert_allclose(jack, x.std(0, ddof=1) / np.sqrt(7), rtol=1e-12)
+
+
+def test_spectrum_shape_jackknife_computes_one_orientation(tmp_path, monkeypatch):
+    """Ĉ_l/Ĉ_1 and its leave-one-out jackknife error equal a direct numpy jackknife over the
+    two-orientation statistics, while only the requested orientation is computed."""
+    from crsky import ensemble, runfile
+
+    config = ensemble.SimulationConfig(nside=2, realisations=4, modes=16, t_omega_max=20.0,
+                                       n_times=2, dtype="float64")
+    ensemble.run_ensemble(config, tmp_path / "run.h5", progress=False)
+    run = runfile.load(tmp_path / "run.h5")
+    per_realisation = [k for k in run if k.startswith(("spectra/", "rr_", "r_mean"))]
+
+    def shape(r, orientation):
+        cl_hat = np.asarray(ensemble.anisotropy(r)[orientation]["cl_hat"][-1])
+        return cl_hat / cl_hat[1]
+
+    calls = []
+    original = ensemble.ensemble_statistics
+    monkeypatch.setattr(ensemble, "ensemble_statistics",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    for orientation in ("parallel", "perpendicular"):
+        calls.clear()
+        ratio, error = emulator.spectrum_shape(run, orientation)
+        assert len(calls) == 1 + 4  # the full ensemble and each leave-one-out subset
+        expected = shape(run, orientation)
+        loo = np.stack([
+            shape(run | {k: np.delete(run[k], i, axis=0) for k in per_realisation}
+                  | {"indices": np.delete(run["indices"], i)}, orientation)
+            for i in range(4)
+        ])
+        jackknife = np.sqrt(3 / 4 * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
+        np.testing.assert_allclose(ratio, expected, rtol=1e-13)
+        np.testing.assert_allclose(error, jackknife, rtol=1e-10)
+        assert np.all(error[2:] > 0)
+    with pytest.raises(ValueError, match="orientation"):
+        emulator.spectrum_shape(run, "diagonal")

@@ -190,10 +190,13 @@ def spectrum_shape(run: dict, orientation: str = "parallel") -> tuple[np.ndarray
     Returns:
         ``(ratio, error)``, each of shape (lmax + 1,) over ``l = 0 … lmax``.
     """
+    from crsky import _validate, sky
     from crsky.ensemble import anisotropy
 
+    _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
+
     def ratio(r):
-        cl_hat = np.asarray(anisotropy(r)[orientation]["cl_hat"][-1])
+        cl_hat = np.asarray(anisotropy(r, orientations=(orientation,))[orientation]["cl_hat"][-1])
         return cl_hat / cl_hat[1]
 
     n = len(run["indices"])

@@ -10,7 +10,7 @@ order, chunking or interruptions.
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import jax
@@ -337,23 +337,32 @@ def ensemble_diffusion(run: dict) -> DiffusionTensor:
     return diffusion_tensor(run["rr_mean"], t, run["rr_var"], n_traj)
 
 
-def anisotropy(run: dict, K_liouville=None, strength: float = 1.0) -> dict[str, dict]:
-    """Ensemble anisotropy statistics of a loaded run for both reference gradients.
+def anisotropy(
+    run: dict, K_liouville=None, strength: float = 1.0,
+    orientations: Iterable[str] = sky.ORIENTATIONS,
+) -> dict[str, dict]:
+    """Ensemble anisotropy statistics of a loaded run for the reference gradients.
 
     Args:
         run: :func:`crsky.runfile.load` output.
         K_liouville: K (Lc·c, (3, 3)) in the Liouville map; default the ensemble K at the last
             time.
         strength: |∇n|/n in 1/Lc (spectra scale with its square).
+        orientations: the gradients (``"parallel"``, ``"perpendicular"`` to B0) to compute.
 
     Returns:
-        ``{"parallel": stats, "perpendicular": stats}`` with the dicts of
-        :func:`crsky.anisotropy.ensemble_statistics`.
+        ``{orientation: stats}`` (default ``"parallel"`` and ``"perpendicular"``) with the dicts
+        of :func:`crsky.anisotropy.ensemble_statistics`.
     """
-    return _anisotropy(run, ensemble_diffusion(run).K, K_liouville, strength)
+    for orientation in orientations:
+        _validate.one_of("orientations", orientation, sky.ORIENTATIONS)
+    return _anisotropy(run, ensemble_diffusion(run).K, K_liouville, strength, orientations)
 
 
-def _anisotropy(run: dict, K, K_liouville=None, strength: float = 1.0) -> dict[str, dict]:
+def _anisotropy(
+    run: dict, K, K_liouville=None, strength: float = 1.0,
+    orientations: Iterable[str] = sky.ORIENTATIONS,
+) -> dict[str, dict]:
     """:func:`anisotropy` with the ensemble ``K(T)`` (n_times, 3, 3) already computed."""
     config = run["config"]
     summaries = {name: run[f"spectra/{name}"] for name in SUMMARY_KEYS}
@@ -363,7 +372,7 @@ def _anisotropy(run: dict, K, K_liouville=None, strength: float = 1.0) -> dict[s
             sky.reference_gradient(orientation, strength), nside=config["nside"],
             K_liouville=K_liouville,
         )
-        for orientation in sky.ORIENTATIONS
+        for orientation in orientations
     }
 
 
