@@ -68,9 +68,9 @@ def test_shipped_configs_are_valid(name):
     "flags, word",
     [
         (["--nside", "3"], "nside"),
-        (["--sigma2", "-1"], "sigma"),
+        (["--sigma2", "-1"], "error: sigma2 "),
         (["--lmin", "200"], "lambda_min"),
-        (["--modes", "0"], "n_modes"),
+        (["--modes", "0"], "error: modes "),
         (["--t-omega-max", "nan"], "t_omega_max"),
         (["--r-larmor", "0"], "r_larmor"),
         (["--r-larmor", "inf"], "r_larmor"),

@@ -95,6 +95,9 @@ class SimulationConfig:
     def __post_init__(self):
         _validate.power_of_two("nside", self.nside)
         _validate.positive_int("realisations", self.realisations)
+        # the configuration's own names first (validate_spectrum says n_modes, sigma)
+        _validate.positive_int("modes", self.modes)
+        _validate.non_negative("sigma2", self.sigma2)
         validate_spectrum(
             self.modes, self.sigma2, self.lambda_min, self.lambda_max, self.lc, self.gamma
         )
