@@ -6,6 +6,7 @@ asymptotic formulas of PHYSICS.md §A; the BGK mean against crsky.bgk directly.
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,3 +246,21 @@ def test_spectrum_p_log_density_matches_scipy(error_model):
                 + stats.uniform(0.01, 0.98).logpdf(0.4)
                 + stats.loguniform(1e-12, 1e-2).logpdf(2e-6) + extra)
     assert float(got) == pytest.approx(expected, rel=1e-10)
+
+
+def test_q1_is_the_delta_i_amplitude_4pi_squared_q1_over_nu0():
+    """The documented meaning of q1, (4π)² Q1/ν0, and its check: for p → 0, ν0 = 1/(3κ) and
+    K = κ 1 the model's C_1 is the standard dipole 4π |K ∇n/n|² of δI (eq. 1.1)."""
+    import jax.numpy as jnp
+
+    from crsky import bgk
+
+    doc = models.spectrum_p_parameters(models.spectrum_data(SPEC_TABLE, 1, 8), "table")["q1"].doc
+    assert "(4 pi)^2 Q1 / nu0" in doc
+    assert "(4π)² Q1/ν0" in models.__doc__ and "(4π)² Q1/ν0" in models.spectrum_p_model.__doc__
+    inference_md = Path(__file__).resolve().parents[1] / "docs" / "inference.md"
+    assert "q1 = (4π)² Q1/ν0" in inference_md.read_text()
+    kappa, g = 2.0, jnp.array([0.0, 0.6, 0.8]) * 0.5
+    q1 = (4 * np.pi) ** 2 * bgk.q1(kappa * jnp.eye(3), g) / (1 / (3 * kappa))
+    c1 = bgk.cl(1e-9, jnp.array([1]), q1)[0]
+    np.testing.assert_allclose(c1, 4 * np.pi * kappa**2 * float(g @ g), rtol=1e-6)

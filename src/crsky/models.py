@@ -13,8 +13,10 @@ Models (names as used by ``crsky infer``):
   :mod:`crsky.beam` or, switchably, its matched-asymptotic formulas; prior truncated to
   ``ε = r_g/l < 0.02`` (the theory's ``ε ≪ 1``).
 - ``spectrum_p`` (:func:`spectrum_p_model`): ``Ĉ_l`` of one or several experiments → ``p`` and
-  amplitude ``Q1`` of the BGK closure (rel.-diffusion paper eq. 4.7), Gaussian likelihood with
-  partial-sky cosmic variance plus noise (:func:`crsky.data.cosmic_variance_sigma`).
+  amplitude ``q1 = (4π)² Q1/ν0`` of the BGK closure (rel.-diffusion paper eq. 4.7, ``ν_r = ν0
+  (1 − x)^p``, ``Q1 = K_ij ∂_i n ∂_j n/(6π n²)``; ``(4π)²`` because the spectra are of
+  ``δI = (4πf − n)/n``, :mod:`crsky.bgk`), Gaussian likelihood with partial-sky cosmic variance
+  plus noise (:func:`crsky.data.cosmic_variance_sigma`).
 - ``spectrum_sigma`` (:func:`spectrum_sigma_model`): ``Ĉ_l`` → ``σ`` (and ``r_L/Lc``) through the
   back-tracking emulator of :mod:`crsky.emulator`, simulation error added in quadrature.
 
@@ -30,7 +32,7 @@ parameter          unit    default prior                         why
 ``q_c``            1       uniform(4.6, 4.7)                      beam paper: q_c = 4.6-4.7
 ``energy_tev``     TeV     uniform(data range, 1-2)               beam median energy (data file)
 ``p``              1       uniform(0.01, 0.99)                    closure needs 0 < p < 1
-``q1``             C_l     log-uniform(1e-12, 1e-2)               scale-free amplitude
+``q1``             C_l     log-uniform(1e-12, 1e-2)               scale-free amplitude (4π)² Q1/ν0
 ``noise_<exp>``    C_l     log-uniform(1e-13, 1e-7)               only if the table omits N
 ``sigma``          1       uniform(emulator grid)                 emulator is valid on its grid
 ``rl_over_lc``     1       log-uniform(emulator grid)             only if the table has an r axis
@@ -351,7 +353,8 @@ def spectrum_p_parameters(data: SpectrumData, error_model: str = "cosmic_varianc
     return {
         "p": Parameter("1", (0, 1), Prior("uniform", 0.01, 0.99), "exponent of nu_r ~ (1-x)^p"),
         "q1": Parameter("C_l", (0, math.inf), Prior("loguniform", 1e-12, 1e-2),
-                        "BGK amplitude Q1 = K_ij d_i n d_j n / (6 pi)"),
+                        "BGK amplitude of the dI spectrum, (4 pi)^2 Q1 / nu0 with "
+                        "Q1 = K_ij d_i n d_j n / (6 pi n^2), nu_r = nu0 (1-x)^p"),
     } | _noise_parameters(data, error_model)
 
 
@@ -373,7 +376,9 @@ def spectrum_p_model(data: SpectrumData, priors: Mapping[str, Prior],
                      error_model: str = "cosmic_variance"):
     """NumPyro model: ``Ĉ_l`` → exponent ``p`` and amplitude ``q1`` of the BGK closure.
 
-    Mean ``C_l = crsky.bgk.cl(p, l, q1)`` (rel.-diffusion paper eq. 4.7). Error per row:
+    Mean ``C_l = crsky.bgk.cl(p, l, q1) = q1 cl_shape(p, l)`` (rel.-diffusion paper eq. 4.7):
+    for spectra of ``δI`` the fitted ``q1`` is ``(4π)² Q1/ν0`` (``Q1`` and ``ν0`` enter only
+    through this ratio). Error per row:
     ``"cosmic_variance"``: ``sqrt(2/((2l+1) f_sky)) (C_l + N)`` at the model ``C_l`` (Fig. 1
     caption), ``N`` from the table or free; ``"table"``: the table's ``error`` column.
     """
