@@ -84,3 +84,23 @@ def test_write_outputs_round_trip(idata, tmp_path):
         assert paths[kind].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(FileExistsError):
         sampling.write_outputs(idata, summary, tmp_path / "run", ["mu"])
+
+
+def test_corner_diagonal_titles_give_median_and_68_percent_interval():
+    rng = np.random.default_rng(3)
+    samples = {"l_pc": rng.lognormal(0.0, 0.5, 4000), "q1": rng.normal(2e-6, 3e-7, 4000)}
+    fig = sampling.corner_figure(samples)
+    axes = np.asarray(fig.axes).reshape(2, 2)
+    titles = []
+    for k, x in enumerate(samples.values()):
+        lo, med, hi = np.percentile(x, [16, 50, 84])
+        titles.append(axes[k, k].get_title())
+        if k == 0:  # order 1: plain numbers
+            expected = f"l_pc = ${med:.3g}_{{-{med - lo:.2g}}}^{{+{hi - med:.2g}}}$"
+        else:  # 2e-6: a common power of ten
+            lo, med, hi = np.array([lo, med, hi]) * 1e6
+            expected = (f"q1 = $({med:.3g}_{{-{med - lo:.2g}}}^{{+{hi - med:.2g}}})"
+                        r" \times 10^{-6}$")
+        assert titles[-1] == expected
+    assert axes[1, 0].get_title() == "" and axes[0, 1].get_title() == ""
+    fig.canvas.draw()  # the mathtext titles render

@@ -161,14 +161,25 @@ def plot_trace(idata, names, path) -> None:
     plt.close(fig)
 
 
-def plot_corner(samples: dict, path, truths: dict | None = None) -> None:
-    """Corner plot (1-d histograms on the diagonal, 2-d histograms below) as a PNG.
+def _interval_title(name: str, samples: np.ndarray) -> str:
+    """``name = median`` with its 68 % interval as ``_{-lower}^{+upper}`` (mathtext), as corner.py
+    titles its diagonal panels."""
+    row = interval_summary(samples)
+    median, (lo, hi) = row["median"], row["q68"]
+    exponent = math.floor(math.log10(abs(median))) if median and math.isfinite(median) else 0
+    if -3 <= exponent < 4:
+        return rf"{name} = ${median:.3g}_{{-{median - lo:.2g}}}^{{+{hi - median:.2g}}}$"
+    m, lo, hi = (v / 10.0**exponent for v in (median, lo, hi))
+    return (rf"{name} = $({m:.3g}_{{-{m - lo:.2g}}}^{{+{hi - m:.2g}}})"
+            rf" \times 10^{{{exponent}}}$")
+
+
+def corner_figure(samples: dict, truths: dict | None = None):
+    """Corner plot (1-d histograms on the diagonal, titled by :func:`_interval_title`; 2-d
+    histograms below) as a matplotlib figure.
 
     ``samples``: name → 1-d array; ``truths``: optional name → value, drawn as lines.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(samples)
@@ -182,6 +193,7 @@ def plot_corner(samples: dict, path, truths: dict | None = None) -> None:
                 continue
             if i == j:
                 ax.hist(samples[xj], bins=40, histtype="step", color="k")
+                ax.set_title(_interval_title(xj, samples[xj]), fontsize=9)
             else:
                 ax.hist2d(samples[xj], samples[yi], bins=30, cmap="Greys")
             if truths and xj in truths:
@@ -193,6 +205,17 @@ def plot_corner(samples: dict, path, truths: dict | None = None) -> None:
             if j == 0 and i > 0:
                 ax.set_ylabel(yi)
     fig.tight_layout()
+    return fig
+
+
+def plot_corner(samples: dict, path, truths: dict | None = None) -> None:
+    """Write the :func:`corner_figure` of ``samples`` (and ``truths``) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = corner_figure(samples, truths)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
