@@ -5,7 +5,10 @@ import re
 import shlex
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -47,6 +50,30 @@ def test_commands_in_reference_exist():
     documented = set(re.findall(r"^\| `crsky (\w+)", README, flags=re.M))
     assert documented <= set(COMMANDS)
     assert "simulate" in documented
+
+
+def test_simulate_parameters_table_lists_every_key_and_flag():
+    """Every SimulationConfig field (the TOML keys) and every crsky simulate flag, with its
+    default, is in the README's table."""
+    import dataclasses
+
+    from crsky.cli.simulate import FLAGS
+    from crsky.ensemble import SimulationConfig
+
+    section = README.split("### `crsky simulate` parameters", 1)[1].split("\n## ", 1)[0]
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")]
+             for line in section.splitlines() if line.startswith("| `")]
+    rows = {c[0].strip("`"): c for c in cells}
+    defaults = SimulationConfig()
+    for field in dataclasses.fields(SimulationConfig):
+        assert field.name in rows, field.name
+        default = getattr(defaults, field.name)
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            cell = rows[field.name][3]  # e.g. 11/3, 1e-6
+            assert float(Fraction(cell)) == pytest.approx(default), field.name
+    for flag, (field, _, _) in FLAGS.items():
+        assert rows[field][1] == f"`--{flag}`", flag
+    assert rows["save_trajectories"][1] == "`--save-trajectories`"
 
 
 def test_reproduction_commands(tmp_path, monkeypatch, capsys):
