@@ -3,7 +3,7 @@
 Figure of merit: trajectory-steps × field evaluations per step × modes / wall seconds, for one
 field realisation of N modes and the 12 nside² HEALPix trajectories, compile time and a
 warm-up call excluded. Prints one JSON line (machine, load, sizes, median and best of
-``--repeats`` timings, peak memory).
+``--repeats`` timings, peak memory, and XLA's buffer sizes of the compiled call).
 
 Variants (``--variant``):
 
@@ -29,9 +29,7 @@ Examples::
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 
@@ -72,6 +70,8 @@ import numpy as np  # noqa: E402
 if ARGS.dtype == "float64":
     jax.config.update("jax_enable_x64", True)
 
+from machine import describe  # noqa: E402
+
 from crsky.sharding import device_mesh, shard_trajectories  # noqa: E402
 from crsky.tracing import (  # noqa: E402
     FIELD_EVALUATIONS_PER_STEP,
@@ -81,18 +81,6 @@ from crsky.tracing import (  # noqa: E402
     healpix_directions,
 )
 from crsky.turbulence import Modes, cos_turns, magnetic_field, sample_modes  # noqa: E402
-
-
-def _machine() -> str:
-    if jax.default_backend() != "cpu":
-        return jax.devices()[0].device_kind
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                     if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor()
-    return f"{model}, {os.cpu_count()} cores"
 
 
 class _CosForce(LorentzForce):
@@ -204,6 +192,7 @@ def main() -> None:
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(modes, directions[:chunk]).compile()
     compile_s = time.perf_counter() - start
+    memory = compiled.memory_analysis()  # XLA's buffer assignment of the compiled call
     blocks = [directions[lo : lo + chunk] for lo in range(0, n_traj - chunk + 1, chunk)]
 
     def run() -> int:
@@ -226,7 +215,7 @@ def main() -> None:
         "variant": a.variant, "solver": a.solver, "dtype": a.dtype, "modes": a.modes,
         "trajectories": len(blocks) * chunk, "chunk": chunk, "devices": a.devices,
         "t_omega": a.t_omega, "dt": a.dt, "trajectory_steps": steps,
-        "machine": _machine(), "backend": jax.default_backend(), "jax": jax.__version__,
+        "machine": describe(), "backend": jax.default_backend(), "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "load_1min": [load_before, os.getloadavg()[0]],
         "compile_s": round(compile_s, 2), "walls_s": [round(w, 4) for w in walls],
@@ -237,6 +226,11 @@ def main() -> None:
         "mode_evaluations_per_cpu_second_median": evals / float(np.median(cpus)),
         "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_device_bytes": stats.get("peak_bytes_in_use") if stats else None,
+        # per device, independent of the number of steps (the steps are a while loop)
+        "compiled_bytes": {
+            "arguments": memory.argument_size_in_bytes, "outputs": memory.output_size_in_bytes,
+            "temporaries": memory.temp_size_in_bytes,
+        } if memory is not None else None,
     }))
 
 
