@@ -236,14 +236,17 @@ def _rayleigh(g, w, psi):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def _eigenpairs(g, w, m, n_eigen: int, sign: int):
-    """First ``n_eigen`` eigenpairs of ``GᵀG Ψ = λ diag(w) Ψ`` on one branch (``sign`` = ±1).
+def _eigenpairs(g, w, m, n_eigen: int, signs: tuple[int, ...]):
+    """First ``n_eigen`` eigenpairs of ``GᵀG Ψ = λ diag(w) Ψ`` on each branch in ``signs`` (±1).
 
-    Returns ``λ`` (n_eigen,) ordered by |λ| and ``Ψ`` (n_eigen, n), ``Σ m Ψ² = 1``, with
-    ``Ψ > 0`` at the end of the branch (μ = 1 for sign = +1, μ = −1 for sign = −1).
+    Returns ``λ`` (len(signs) · n_eigen,) ordered by |λ| within each branch and ``Ψ`` (same, n),
+    ``Σ m Ψ² = 1``, with ``Ψ > 0`` at the end of the branch (μ = 1 for +1, μ = −1 for −1).
+    Both branches come from one ``eigh`` and one batched solve: one decomposition instead of
+    two, and no concurrent LAPACK calls (two were seen to deadlock XLA:CPU's concurrency-
+    optimised scheduler, jaxlib 0.10.2).
     """
     lam_all, phi_all = jnp.linalg.eigh((g / w) @ g.T)
-    idx = _branch_indices(lam_all, w, m, n_eigen, sign)
+    idx = jnp.concatenate([_branch_indices(lam_all, w, m, n_eigen, sign) for sign in signs])
     lam = lam_all[idx]
     psi = (g.T @ phi_all[:, idx]).T / (lam[:, None] * w)
     # One step of inverse iteration at the Rayleigh quotient λ = |GΨ|²/ΣwΨ² (stationary): eigh
@@ -255,15 +258,15 @@ def _eigenpairs(g, w, m, n_eigen: int, sign: int):
     psi = jnp.linalg.solve(pencil, (w * psi)[..., None])[..., 0]
     lam = _rayleigh(g, w, psi)
     psi = psi / jnp.sqrt(jnp.sum(m * psi**2, axis=1, keepdims=True))
-    end = psi[:, -1] if sign > 0 else psi[:, 0]
+    end = jnp.where(jnp.repeat(jnp.asarray(signs), n_eigen) > 0, psi[:, -1], psi[:, 0])
     return lam, psi * jnp.sign(end)[:, None]
 
 
 @_eigenpairs.defjvp
-def _eigenpairs_jvp(n_eigen, sign, primals, tangents):
+def _eigenpairs_jvp(n_eigen, signs, primals, tangents):
     g, w, m = primals
     dg, dw, dm = tangents
-    lam, psi = _eigenpairs(g, w, m, n_eigen, sign)
+    lam, psi = _eigenpairs(g, w, m, n_eigen, signs)
     gpsi, dgpsi = psi @ g.T, psi @ dg.T  # (k, n − 1)
     # Hellmann–Feynman for A Ψ = λ W Ψ: dλ = Ψᵀ(dA − λ dW)Ψ / ΨᵀWΨ, dA = dGᵀG + GᵀdG
     dlam = (2.0 * jnp.sum(gpsi * dgpsi, 1) - lam * jnp.sum(dw * psi**2, 1)) / jnp.sum(w * psi**2, 1)
@@ -272,7 +275,7 @@ def _eigenpairs_jvp(n_eigen, sign, primals, tangents):
     a = g.T @ g
     mpsi = m * psi
     n = psi.shape[1]
-    k = jnp.zeros((n_eigen, n + 1, n + 1), g.dtype)
+    k = jnp.zeros((lam.size, n + 1, n + 1), g.dtype)
     k = k.at[:, :n, :n].set(a[None] - lam[:, None, None] * jnp.diag(w)[None])
     k = k.at[:, :n, n].set(mpsi).at[:, n, :n].set(mpsi)
     b = jnp.concatenate([rhs, -0.5 * jnp.sum(dm * psi**2, 1, keepdims=True)], axis=1)
@@ -333,9 +336,11 @@ def _discretise(eps, delta, u, profile, mesh_profile, degree, layers) -> _Operat
 @functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8))
 def _solve(eps, delta, u, profile, n_eigen, negative, degree, layers, mesh_profile):
     ops = _discretise(eps, delta, u, profile, mesh_profile, degree, layers)
-    lam, psi = _eigenpairs(ops.g, ops.w, ops.m, n_eigen, 1)
-    neg_lam, neg_psi = _eigenpairs(ops.g, ops.w, ops.m, n_eigen, -1) if negative else (None, None)
-    return EigenSolution(lam, psi, ops.mu, ops.m, neg_lam, neg_psi, degree)
+    lam, psi = _eigenpairs(ops.g, ops.w, ops.m, n_eigen, (1, -1) if negative else (1,))
+    if negative:
+        return EigenSolution(lam[:n_eigen], psi[:n_eigen], ops.mu, ops.m, lam[n_eigen:],
+                             psi[n_eigen:], degree)
+    return EigenSolution(lam, psi, ops.mu, ops.m, None, None, degree)
 
 
 def solve(
