@@ -44,6 +44,25 @@ def test_summarise_computes_the_diffusion_tensor_once(tmp_path, monkeypatch):
         np.testing.assert_array_equal(summary["cl_hat"][orientation], stats["cl_hat"])
 
 
+def test_anisotropy_returns_the_requested_orientations(tmp_path):
+    from crsky import ensemble
+
+    run_small(tmp_path / "run.h5")
+    run = runfile.load(tmp_path / "run.h5")
+    for requested in (["perpendicular", "parallel"], ("parallel",)):
+        assert tuple(ensemble.anisotropy(run, orientations=requested)) == tuple(requested)
+    # a generator is read once (not used up by the checks, which returned {})
+    assert tuple(ensemble.anisotropy(run, orientations=(o for o in ["perpendicular"]))) == (
+        "perpendicular",
+    )
+    # a bare string is one name, not a collection of letters ("got 'p'")
+    with pytest.raises(ValueError, match="^orientations .*not the string 'parallel'"):
+        ensemble.anisotropy(run, orientations="parallel")
+    for empty in ((), []):
+        with pytest.raises(ValueError, match="^orientations must name at least one"):
+            ensemble.anisotropy(run, orientations=empty)
+
+
 def test_same_seed_identical_and_other_seed_different(tmp_path):
     run_small(tmp_path / "a.h5")
     run_small(tmp_path / "b.h5")

@@ -351,12 +351,21 @@ def anisotropy(
         K_liouville: K (Lc·c, (3, 3)) in the Liouville map; default the ensemble K at the last
             time.
         strength: |∇n|/n in 1/Lc (spectra scale with its square).
-        orientations: the gradients (``"parallel"``, ``"perpendicular"`` to B0) to compute.
+        orientations: the gradients (``"parallel"``, ``"perpendicular"`` to B0) to compute, at
+            least one; a collection of names, not a single string.
 
     Returns:
         ``{orientation: stats}`` (default ``"parallel"`` and ``"perpendicular"``) with the dicts
         of :func:`crsky.anisotropy.ensemble_statistics`.
     """
+    if isinstance(orientations, str):
+        raise ValueError(
+            f"orientations must be a collection of names, e.g. ({orientations!r},), "
+            f"not the string {orientations!r}"
+        )
+    orientations = tuple(orientations)  # once: a generator would be used up by the checks
+    if not orientations:
+        raise ValueError("orientations must name at least one orientation, got none")
     for orientation in orientations:
         _validate.one_of("orientations", orientation, sky.ORIENTATIONS)
     return _anisotropy(run, ensemble_diffusion(run).K, K_liouville, strength, orientations)
