@@ -124,3 +124,21 @@ def test_mock_table_draws_have_the_stated_scatter():
     assert abs(pulls.var() - 1) < 0.08
     assert table.meta["truth"] == "p=0.5, q1=1e-06"
     assert table.meta["seed"] == "99"
+
+
+def test_cl_table_from_run_computes_only_its_orientation(tmp_path, monkeypatch):
+    from crsky import ensemble, runfile
+
+    config = ensemble.SimulationConfig(nside=2, realisations=2, modes=16, t_omega_max=5.0,
+                                       n_times=3, dtype="float64")
+    ensemble.run_ensemble(config, tmp_path / "run.h5", progress=False)
+    run = runfile.load(tmp_path / "run.h5")
+    expected = ensemble.anisotropy(run)["perpendicular"]
+    calls = []
+    original = ensemble.ensemble_statistics
+    monkeypatch.setattr(ensemble, "ensemble_statistics",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    table = data.cl_table_from_run(run, "perpendicular")
+    assert len(calls) == 1  # the parallel gradient is not computed
+    np.testing.assert_array_equal(table.cl, np.asarray(expected["cl_hat"][-1])[table.ell])
+    np.testing.assert_array_equal(table.error, np.asarray(expected["cl_hat_err"][-1])[table.ell])

@@ -289,7 +289,7 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
     if len(run["indices"]) < 2:
         raise ValueError("the run needs at least 2 realisations for an error over realisations")
-    stats = anisotropy(run)[orientation]
+    stats = anisotropy(run, orientations=(orientation,))[orientation]
     cl_hat, err = np.asarray(stats["cl_hat"][-1]), np.asarray(stats["cl_hat_err"][-1])
     top = cl_hat.size - 1 if ell_max is None else ell_max
     _validate.positive_int("ell_max", top)
