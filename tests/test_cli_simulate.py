@@ -42,6 +42,25 @@ def test_simulate_json_summary_and_plot(tmp_path, capsys):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_draw_run_checks_its_arguments_before_any_output(tmp_path):
+    import numpy as np
+
+    from crsky.cli.plot import draw_run
+
+    run = {"indices": np.arange(120)}  # no data: each check must come before any compute
+    out = tmp_path / "fig"
+    with pytest.raises(ValueError, match="^orientation must be one of"):
+        draw_run(run, out, orientation="diagonal")
+    with pytest.raises(ValueError, match="^stats must hold both orientations") as info:
+        draw_run(run, out, stats={"parallel": {}})
+    assert "got keys ['parallel']" in str(info.value)
+    with pytest.raises(ValueError, match="^realisation 200 ") as info:
+        draw_run(run, out, realisation=200)
+    assert "120 realisations, indices 0 to 119" in str(info.value)
+    assert len(str(info.value)) < 100  # not the list of all 120 indices
+    assert not out.exists()  # no folder made
+
+
 def test_config_file_and_flag_override(tmp_path, capsys):
     config = tmp_path / "c.toml"
     config.write_text('nside = 2\nrealisations = 1\nmodes = 8\nt_omega_max = 5.0\n'

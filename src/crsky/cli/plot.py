@@ -41,24 +41,31 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png`` (and
     with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc) of a loaded
     run (:func:`crsky.runfile.load`). ``stats``: its :func:`crsky.ensemble.anisotropy`, if the
-    caller has it already (computed here otherwise)."""
+    caller has it already (computed here otherwise); it must hold both orientations."""
     import matplotlib
 
     matplotlib.use("Agg")
     import jax.numpy as jnp
     import numpy as np
 
-    from crsky import plotting, sky
+    from crsky import _validate, plotting, sky
     from crsky.ensemble import anisotropy
 
-    if realisation not in run["indices"]:
+    _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
+    indices = np.asarray(run["indices"])
+    if realisation not in indices:  # a count and a range: a run may hold hundreds
+        held = (f"{indices.size} realisations, indices {indices.min()} to {indices.max()}"
+                if indices.size else "no finished realisation")
+        raise ValueError(f"realisation {realisation} is not in the run (it has {held})")
+    if stats is not None and set(sky.ORIENTATIONS) - set(stats):
         raise ValueError(
-            f"realisation {realisation} is not in the run (it has {run['indices'].tolist()})"
+            f"stats must hold both orientations {', '.join(map(repr, sky.ORIENTATIONS))} "
+            f"(crsky.ensemble.anisotropy of the run), got keys {sorted(stats)}"
         )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stats = anisotropy(run) if stats is None else stats
-    maps = run["maps_last"][list(run["indices"]).index(realisation)]
+    maps = run["maps_last"][list(indices).index(realisation)]
     delta_i = sky.relative_intensity(
         jnp.asarray(maps[:, :3]), jnp.asarray(maps[:, 3:]),
         sky.reference_gradient(orientation), stats[orientation]["K_liouville"],
