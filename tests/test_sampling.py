@@ -2,7 +2,8 @@
 
 References: the analytic posterior of a conjugate Gaussian (mean and sd within 5 Monte-Carlo
 standard errors); hand-made chains with a known defect (offset chains, divergences) for the
-failure thresholds; ArviZ's NetCDF reader for the round trip.
+failure thresholds; ArviZ's NetCDF reader for the round trip; hand-made draws with known
+quantiles for the corner titles (literal strings).
 """
 
 import json
@@ -86,21 +87,36 @@ def test_write_outputs_round_trip(idata, tmp_path):
         sampling.write_outputs(idata, summary, tmp_path / "run", ["mu"])
 
 
+def hand_made(median, lower, upper):
+    """101 sorted draws whose 16/50/84 % quantiles are exactly median − lower, median,
+    median + upper (np.quantile interpolates at draws 16, 50 and 84)."""
+    return np.interp(np.arange(101), [0, 16, 50, 84, 100],
+                     [median - 2 * lower, median - lower, median, median + upper,
+                      median + 2 * upper])
+
+
+# median to 3 significant digits, errors to 2, plain notation; a power of ten outside 1e-3..1e2
+TITLES = [
+    ((0.5123, 0.1234, 0.1456), "x = $0.512_{-0.12}^{+0.15}$"),
+    ((456.0, 123.0, 234.0), "x = $456_{-120}^{+230}$"),  # errors >= 100 in plain notation
+    ((0.00123, 0.00034, 0.00056), "x = $0.00123_{-0.00034}^{+0.00056}$"),
+    ((2346.0, 150.0, 160.0), r"x = $(2.35_{-0.15}^{+0.16}) \times 10^{3}$"),
+    ((3.1e-6, 4.2e-7, 5.3e-7), r"x = $(3.10_{-0.42}^{+0.53}) \times 10^{-6}$"),
+    ((999.7, 0.5, 0.6), r"x = $(1.00_{-0.00050}^{+0.00060}) \times 10^{3}$"),  # rounds up
+    ((-2.5e5, 1.1e4, 1.9e4), r"x = $(-2.50_{-0.11}^{+0.19}) \times 10^{5}$"),
+]
+
+
+@pytest.mark.parametrize("interval, expected", TITLES)
+def test_interval_title_hand_made_samples(interval, expected):
+    assert sampling._interval_title("x", hand_made(*interval)) == expected
+
+
 def test_corner_diagonal_titles_give_median_and_68_percent_interval():
-    rng = np.random.default_rng(3)
-    samples = {"l_pc": rng.lognormal(0.0, 0.5, 4000), "q1": rng.normal(2e-6, 3e-7, 4000)}
+    samples = {"l_pc": hand_made(0.5123, 0.1234, 0.1456), "q1": hand_made(3.1e-6, 4.2e-7, 5.3e-7)}
     fig = sampling.corner_figure(samples)
     axes = np.asarray(fig.axes).reshape(2, 2)
-    titles = []
-    for k, x in enumerate(samples.values()):
-        lo, med, hi = np.percentile(x, [16, 50, 84])
-        titles.append(axes[k, k].get_title())
-        if k == 0:  # order 1: plain numbers
-            expected = f"l_pc = ${med:.3g}_{{-{med - lo:.2g}}}^{{+{hi - med:.2g}}}$"
-        else:  # 2e-6: a common power of ten
-            lo, med, hi = np.array([lo, med, hi]) * 1e6
-            expected = (f"q1 = $({med:.3g}_{{-{med - lo:.2g}}}^{{+{hi - med:.2g}}})"
-                        r" \times 10^{-6}$")
-        assert titles[-1] == expected
+    assert axes[0, 0].get_title() == "l_pc = $0.512_{-0.12}^{+0.15}$"
+    assert axes[1, 1].get_title() == r"q1 = $(3.10_{-0.42}^{+0.53}) \times 10^{-6}$"
     assert axes[1, 0].get_title() == "" and axes[0, 1].get_title() == ""
     fig.canvas.draw()  # the mathtext titles render

@@ -161,17 +161,29 @@ def plot_trace(idata, names, path) -> None:
     plt.close(fig)
 
 
+def _significant(value: float, digits: int) -> str:
+    """``value`` rounded to ``digits`` significant digits, in plain (not scientific) notation."""
+    rounded = float(f"{value:.{digits}g}")
+    if not rounded or not math.isfinite(rounded):
+        return f"{rounded:.{digits - 1}f}"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(rounded))), 0)
+    return f"{rounded:.{decimals}f}"
+
+
 def _interval_title(name: str, samples: np.ndarray) -> str:
     """``name = median`` with its 68 % interval as ``_{-lower}^{+upper}`` (mathtext), as corner.py
-    titles its diagonal panels."""
+    titles its diagonal panels: the median to 3 significant digits, the errors to 2, in plain
+    notation; a |median| outside [0.001, 1000) as ``(...) \\times 10^{exponent}``."""
     row = interval_summary(samples)
     median, (lo, hi) = row["median"], row["q68"]
-    exponent = math.floor(math.log10(abs(median))) if median and math.isfinite(median) else 0
-    if -3 <= exponent < 4:
-        return rf"{name} = ${median:.3g}_{{-{median - lo:.2g}}}^{{+{hi - median:.2g}}}$"
-    m, lo, hi = (v / 10.0**exponent for v in (median, lo, hi))
-    return (rf"{name} = $({m:.3g}_{{-{m - lo:.2g}}}^{{+{hi - m:.2g}}})"
-            rf" \times 10^{{{exponent}}}$")
+    rounded = float(f"{median:.3g}")  # 999.7 shows as 1.00 x 10^3
+    exponent = math.floor(math.log10(abs(rounded))) if rounded and math.isfinite(rounded) else 0
+    plain = -3 <= exponent <= 2
+    scale = 1.0 if plain else 10.0**exponent
+    m, lower, upper = median / scale, (median - lo) / scale, (hi - median) / scale
+    value = (rf"{_significant(m, 3)}_{{-{_significant(lower, 2)}}}"
+             rf"^{{+{_significant(upper, 2)}}}")
+    return rf"{name} = ${value}$" if plain else rf"{name} = $({value}) \times 10^{{{exponent}}}$"
 
 
 def corner_figure(samples: dict, truths: dict | None = None):
