@@ -176,6 +176,22 @@ def test_config_validation(kwargs, name):
         SimulationConfig(**kwargs)
 
 
+def test_config_checks_modes_and_sigma2_once_under_their_own_names(monkeypatch):
+    from crsky import _validate
+
+    checked = []
+    for check in ("positive_int", "non_negative"):
+        original = getattr(_validate, check)
+        monkeypatch.setattr(
+            _validate, check,
+            lambda name, value, f=original: checked.append((name, value)) or f(name, value),
+        )
+    SimulationConfig(modes=64, sigma2=4.0)
+    assert checked.count(("modes", 64)) == 1 and checked.count(("sigma2", 4.0)) == 1
+    # not again as turbulence's n_modes and σ (σ² = 4 was checked as σ)
+    assert not [c for c in checked if c[0] in ("n_modes", "sigma")]
+
+
 def test_config_from_toml_mapping_names_key_and_line():
     with pytest.raises(ValueError, match=r"'nsides' \(line 3\)"):
         SimulationConfig.from_dict({"nsides": 4}, {"nsides": 3})

@@ -30,7 +30,7 @@ from crsky.tracing import (
     healpix_directions,
     log_times,
 )
-from crsky.turbulence import KOLMOGOROV_GAMMA, sample_modes, turbulent_field, validate_spectrum
+from crsky.turbulence import KOLMOGOROV_GAMMA, sample_modes, turbulent_field, validate_scales
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 _KIND = {
@@ -95,12 +95,10 @@ class SimulationConfig:
     def __post_init__(self):
         _validate.power_of_two("nside", self.nside)
         _validate.positive_int("realisations", self.realisations)
-        # the configuration's own names first (validate_spectrum says n_modes, sigma)
+        # under the configuration's names (validate_spectrum says n_modes and σ, not σ²)
         _validate.positive_int("modes", self.modes)
         _validate.non_negative("sigma2", self.sigma2)
-        validate_spectrum(
-            self.modes, self.sigma2, self.lambda_min, self.lambda_max, self.lc, self.gamma
-        )
+        validate_scales(self.lambda_min, self.lambda_max, self.lc, self.gamma)
         _validate.positive("r_larmor", self.r_larmor)
         log_times(self.t_omega_max, self.n_times, self.t_omega_min)
         _validate.one_of("solver", self.solver, SOLVERS)

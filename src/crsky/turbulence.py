@@ -45,6 +45,11 @@ def validate_spectrum(
     """Raise ``ValueError`` naming the first bad turbulence parameter."""
     _validate.positive_int("n_modes", n_modes)
     _validate.non_negative("sigma", sigma)
+    validate_scales(lambda_min, lambda_max, lc, gamma)
+
+
+def validate_scales(lambda_min: float, lambda_max: float, lc: float, gamma: float) -> None:
+    """Raise ``ValueError`` naming the first bad length scale or slope of the spectrum."""
     _validate.positive("lambda_min", lambda_min)
     _validate.positive("lambda_max", lambda_max)
     if float(lambda_min) >= float(lambda_max):
