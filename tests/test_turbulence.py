@@ -103,7 +103,8 @@ def test_same_key_same_field_with_and_without_x64():
     other = np.load(io.BytesIO(out))
     m = sample_modes(jax.random.PRNGKey(7), 16, 1.0, dtype=jnp.float32)
     mine = np.concatenate([np.ravel(m.k), np.ravel(m.amplitude), np.asarray(m.phase)])
-    np.testing.assert_allclose(other, mine, rtol=1e-6, atol=1e-7)
+    # bitwise: float32 draws and float32 arithmetic whatever x64 (measured equal, jaxlib CPU)
+    np.testing.assert_array_equal(other, mine)
 
 
 def test_float32_dtype():
