@@ -132,6 +132,13 @@ def test_shipped_run_files_build(run_file):
     assert set(setup["sampled"]) == set(setup["priors"])
 
 
+@pytest.mark.parametrize("run_file", sorted((ROOT / "inference").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_shipped_run_files_wrap_at_100_columns(run_file):
+    lines = run_file.read_text(encoding="utf-8").splitlines()
+    assert [n for n, line in enumerate(lines, 1) if len(line) > 100] == []
+
+
 def test_infer_sets_one_device_per_chain_before_jax_starts(tmp_path):
     """Building the spectrum_sigma model (emulator loaded) must not start JAX: the CPU device
     count set afterwards gives one device per chain, so the 4 chains run in parallel."""
