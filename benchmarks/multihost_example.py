@@ -18,6 +18,7 @@ environments), then the merge once all have finished::
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,13 @@ def merge(out: Path) -> None:
     print(f"merged {len(hosts)} run files, realisations {indices} -> {merged}")
 
 
+def free_port() -> int:
+    """A TCP port free on this machine now (the OS picks it), for the local coordinator."""
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder of the run files")
@@ -72,7 +80,7 @@ def main() -> None:
     elif a.merge:
         merge(a.out)
     elif a.processes:
-        coordinator = "localhost:12355"
+        coordinator = f"localhost:{free_port()}"  # a fixed port clashes with parallel runs
         procs = [
             subprocess.Popen(
                 [sys.executable, __file__, "--worker", "--out", str(a.out), "--processes",

@@ -6,7 +6,9 @@ per-device blocks (bitwise), and on all trajectories in one call (float64 roundi
 its matmul kernel by shape, so the sum over modes may be ordered differently).
 """
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -134,10 +136,14 @@ def test_multihost_example_two_processes(tmp_path):
     # coordinator) each write their realisations, the merge holds all of them; reference: the
     # same configuration run by one process (realisation i = fold_in(seed, i) on any host)
     example = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "multihost_example.py")
-    proc = subprocess.run(
-        [sys.executable, example, "--processes", "2", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )
+    with socket.socket() as busy:  # the port it once fixed is taken: it must pick a free one
+        with contextlib.suppress(OSError):  # held by another process already: as good
+            busy.bind(("", 12355))
+            busy.listen()
+        proc = subprocess.run(
+            [sys.executable, example, "--processes", "2", "--out", str(tmp_path)],
+            capture_output=True, text=True, timeout=600,
+        )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert runfile.completed(tmp_path / "host0.h5") == [0, 2, 4]
     assert runfile.completed(tmp_path / "host1.h5") == [1, 3, 5]
