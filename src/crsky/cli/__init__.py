@@ -30,8 +30,9 @@ def configure_cpu_backend() -> None:
     """XLA:CPU settings, before JAX starts; a user's own setting of either flag wins.
 
     - each CPU core is a JAX device, so ensembles and NumPyro chains use every core;
-    - the concurrency-optimised scheduler is off: with it, the eigen solver's program was seen to
-      deadlock intermittently (jaxlib 0.10.2).
+    - the concurrency-optimised scheduler is off, a precaution: with it, the eigen solver's
+      program deadlocked intermittently (jaxlib 0.10.2) while it still decomposed one matrix
+      twice (README, "Known issue").
 
     GPUs are unaffected.
     """
