@@ -7,8 +7,9 @@ import os
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
-# XLA:CPU's concurrency-optimised scheduler was seen to deadlock the eigen solver (jaxlib
-# 0.10.2): the CLI turns it off too (crsky.cli.configure_cpu_backend).
+# XLA:CPU's concurrency-optimised scheduler deadlocked an earlier eigen solver (jaxlib 0.10.2);
+# off as a precaution, like the CLI (crsky.cli.configure_cpu_backend). test_pitch_angle checks
+# the solver with it on.
 if "xla_cpu_enable_concurrency_optimized_scheduler" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_concurrency_optimized_scheduler=false"
