@@ -21,6 +21,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # the reduced configuration of ``crsky simulate`` (seconds per realisation on a laptop CPU)
@@ -89,6 +90,12 @@ def main() -> None:
             )
             for i in range(a.processes)
         ]
+        while any(proc.poll() is None for proc in procs):
+            if any(proc.poll() for proc in procs):  # one failed: the others would wait forever
+                for proc in procs:
+                    proc.kill()
+                break
+            time.sleep(0.5)
         if any(proc.wait() for proc in procs):
             sys.exit("a worker failed; rerun to resume")
         merge(a.out)
