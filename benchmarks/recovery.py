@@ -14,8 +14,9 @@ with NUTS; reported per parameter: the fraction of 95 % intervals that cover the
 - spectrum_sigma: σ drawn from its prior (uniform over the emulator grid 0.5-2), ``c1`` and the
   errors of ``data/simulated_cl_sigma1.csv`` (ℓ = 1-12), mock
   ``Ĉ_l = c1 (R(σ) + error_R z1) + error z2`` from the shipped simulated emulator table
-  ``data/emulator_sigma.csv`` (the model's own likelihood: a check of the inference, not of the
-  emulator's accuracy).
+  ``data/emulator_sigma.csv``, read with the ``emulator_degree`` of
+  ``inference/simulated_sigma.toml`` (the model's own likelihood: a check of the inference, not
+  of the emulator's accuracy).
 
 One compiled sampler per model (data passed as JAX arguments); chains in parallel over one CPU
 device per chain. Run::
@@ -44,6 +45,7 @@ import numpy as np  # noqa: E402
 from numpyro.infer import MCMC, NUTS  # noqa: E402
 
 from crsky import data, emulator, models  # noqa: E402
+from crsky.io import load_toml  # noqa: E402
 from crsky.pitch_angle import EPS_MAX  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +139,9 @@ def spectrum_recovery(n, seed, chains, warmup, draws):
 
 
 def sigma_recovery(n, seed, chains, warmup, draws):
-    emu = emulator.load_emulator(ROOT / "data" / "emulator_sigma.csv")
+    run_file = load_toml(ROOT / "inference" / "simulated_sigma.toml")
+    emu = emulator.load_emulator(ROOT / "data" / "emulator_sigma.csv",
+                                 run_file["data"].get("emulator_degree"))
     sim = data.load_cl_table(ROOT / "data" / "simulated_cl_sigma1.csv")
     base = models.spectrum_data(sim, 1, 12)
     params = models.spectrum_sigma_parameters(base, emu, "table")

@@ -89,6 +89,9 @@ def edit(path, old, new):
     (('model = "spectrum_sigma"', 'model = "sky"'), "model must be one of"),
     (("chains = 1", "chains = 0"), "chains must be an integer >= 1"),
     (("seed = 1", "sed = 1"), "unexpected keyword argument 'sed'"),
+    (("ell_max = 8", "ell_max = 8\nemulator_degree = 4"),
+     "[data] emulator_degree must be None or an integer in [0, 3]"),
+    (("ell_max = 8", "ell_max = 8\nemulator_degree = 1.0"), "emulator_degree must be None or"),
 ])
 def test_bad_run_files_fail_before_sampling(sigma_run, tmp_path, capsys, change, message):
     edit(sigma_run, *change)
@@ -97,6 +100,19 @@ def test_bad_run_files_fail_before_sampling(sigma_run, tmp_path, capsys, change,
     if message:
         assert message in err
     assert not (tmp_path / "o").exists()
+
+
+def test_emulator_degree_is_passed_on_and_its_fit_recorded(sigma_run):
+    """``emulator_degree`` reaches the emulator; the data header records the fit's chi2."""
+    from crsky.cli.infer import build
+
+    assert build(sigma_run)["data_meta"]["emulator"]["degree"] is None
+    setup = build(edit(sigma_run, "ell_max = 8", "ell_max = 8\nemulator_degree = 2"))
+    assert setup["kwargs"]["emulator"].degree == 2
+    quality = setup["data_meta"]["emulator"]
+    # 3 r_L values x 7 fitted multipoles (l = 2..8; l = 1 is exact), 5 - 3 dof each
+    assert quality["degree"] == 2 and quality["dof"] == 3 * 7 * 2
+    assert quality["chi2"] >= 0 and 0 <= quality["p_value"] <= 1
 
 
 def test_existing_output_folder_is_refused(sigma_run, tmp_path, capsys):

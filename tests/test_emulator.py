@@ -172,3 +172,96 @@ def test_spectrum_shape_jackknife_computes_one_orientation(tmp_path, monkeypatch
         assert np.all(error[2:] > 0)
     with pytest.raises(ValueError, match="orientation"):
         emulator.spectrum_shape(run, "diagonal")
+
+
+# --- least-squares fit in ln σ (degree set) ---------------------------------------------------
+# Reference: numpy.polyfit with w = 1/error and cov="unscaled" (an SVD least-squares solve; its
+# covariance is then (Vᵀ W V)⁻¹, not rescaled by χ²), against crsky's normal equations at 1e-10
+# relative (float64 round-off of a conditioned 3 x 3 problem).
+
+
+def noisy_table(tmp_path, rng, slope=0.4, n_sigma=7, rl=(0.1,)):
+    """SYNTHETIC (tests only): ratio = ell^-(2 - slope ln σ) plus Gaussian noise of 10 %."""
+    sigma = np.geomspace(0.5, 2.0, n_sigma).tolist()
+    lines = ["# kind: crsky emulator table", "# synthetic: true (test only)",
+             "sigma,rl_over_lc,ell,ratio,error"]
+    for s in sigma:
+        for r in rl:
+            for e in ELL:
+                truth = float(e) ** -(2.0 - slope * float(np.log(s)))
+                error = 0.0 if e == 1 else 0.1 * truth
+                noisy = truth if e == 1 else truth + error * float(rng.normal())
+                lines.append(f"{s!r},{r},{e},{noisy!r},{error!r}")
+    path = tmp_path / "noisy.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fit_matches_polyfit_with_propagated_error(tmp_path):
+    emu = emulator.load_emulator(noisy_table(tmp_path, np.random.default_rng(1)), degree=2)
+    x = np.log(emu.sigma)
+    s = 0.83
+    ratio, error = emulator.evaluate(emu, s)
+    for j in range(1, len(ELL)):
+        coef, cov = np.polyfit(x, emu.ratio[:, 0, j], 2, w=1 / emu.error[:, 0, j],
+                               cov="unscaled")
+        v = np.log(s) ** np.arange(2, -1, -1)  # polyfit: highest power first
+        np.testing.assert_allclose(ratio[j], v @ coef, rtol=1e-10)
+        np.testing.assert_allclose(error[j], np.sqrt(v @ cov @ v), rtol=1e-10)
+    # l = 1 (zero errors) is exact: interpolated, ratio 1, no error, finite derivative
+    assert float(ratio[0]) == 1.0 and float(error[0]) == 0.0
+    # the fitted mean is better known than one node: its error is below the nodes' errors
+    assert np.all(np.asarray(error[1:]) < emu.error[:, 0, 1:].min(axis=0))
+
+
+def test_fit_is_differentiable_in_sigma(tmp_path):
+    emu = emulator.load_emulator(noisy_table(tmp_path, np.random.default_rng(2)), degree=1)
+    for k in (0, 1):  # ratio and error, central differences with h = 1e-6
+        f = lambda s, k=k: emulator.evaluate(emu, s)[k][3]  # noqa: E731
+        fd = (f(0.9 + 1e-6) - f(0.9 - 1e-6)) / 2e-6
+        np.testing.assert_allclose(jax.grad(f)(0.9), fd, rtol=1e-6)
+    grads = jax.grad(lambda s: jnp.sum(jnp.concatenate(emulator.evaluate(emu, s))))(1.0)
+    assert np.isfinite(grads)
+
+
+def test_fit_quality_accepts_the_true_degree_and_rejects_too_low(tmp_path):
+    """The truth is linear in ln σ: degree 1 fits (χ² ~ dof), degree 0 (no σ dependence) not."""
+    path = noisy_table(tmp_path, np.random.default_rng(3), slope=0.6, n_sigma=9)
+    good = emulator.fit_quality(emulator.load_emulator(path, degree=1))
+    bad = emulator.fit_quality(emulator.load_emulator(path, degree=0))
+    assert good["dof"] == 7 * 7 and bad["dof"] == 7 * 8
+    assert good["p_value"] > 0.01 and bad["p_value"] < 1e-6
+
+
+def test_fit_on_a_2d_table_is_fit_along_sigma_then_pchip_along_rl(tmp_path):
+    path = noisy_table(tmp_path, np.random.default_rng(4), rl=RL)
+    emu = emulator.load_emulator(path, degree=1)
+    s, r = 1.3, 0.07
+    along_sigma = np.empty((len(RL), len(ELL)))
+    along_sigma[:, 0] = 1.0
+    for i in range(len(RL)):
+        for j in range(1, len(ELL)):
+            coef = np.polyfit(np.log(emu.sigma), emu.ratio[:, i, j], 1, w=1 / emu.error[:, i, j])
+            along_sigma[i, j] = np.polyval(coef, np.log(s))
+    expected = PchipInterpolator(np.log(RL), along_sigma)(np.log(r))
+    np.testing.assert_allclose(emulator.evaluate(emu, s, r)[0], expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize(("degree", "message"), [
+    (5, r"degree must be None or an integer in \[0, 3\]"),
+    (-1, "degree must be"),
+    (1.0, "degree must be"),
+    (True, "degree must be"),
+])
+def test_bad_degree_is_rejected(tmp_path, degree, message):
+    with pytest.raises(ValueError, match=message):
+        emulator.load_emulator(write_table(tmp_path / "emu.csv"), degree=degree)
+
+
+def test_fit_rejects_columns_with_some_zero_errors(tmp_path):
+    path = write_table(tmp_path / "emu.csv")
+    path.write_text(re.sub(r"^(0.25,0.1,3,[^,]+),[^,\n]+$", r"\1,0.0", path.read_text(),
+                           flags=re.M))
+    emulator.load_emulator(path)  # interpolation does not mind
+    with pytest.raises(ValueError, match="rl_over_lc = 0.1, ell = 3 some are 0"):
+        emulator.load_emulator(path, degree=1)

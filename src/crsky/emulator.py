@@ -3,9 +3,19 @@
 The relative-diffusion paper's back-tracking ensembles give ``Ĉ_l = ⟨C_l⟩ − N`` (eq. 3.1) for one
 turbulence level ``σ`` (and ``r_L/Lc``) per run. An emulator table collects, on a grid of
 ``σ`` (and optionally ``r_L/Lc``), the ratio ``Ĉ_l/Ĉ_1`` with its simulation error (standard
-error over field realisations). :func:`evaluate` interpolates it with a monotone piecewise-cubic
-Hermite spline (PCHIP, Fritsch & Carlson 1980) in ``ln σ`` and ``ln(r_L/Lc)``: C¹, no
-overshoot between grid points (positive ratios stay positive), and differentiable in both.
+error over field realisations). :func:`evaluate` reads it between grid points in one of two ways,
+chosen by :attr:`Emulator.degree`:
+
+- ``degree=None``: interpolation by a monotone piecewise-cubic Hermite spline (PCHIP, Fritsch &
+  Carlson 1980) in ``ln σ`` and ``ln(r_L/Lc)``: C¹, no overshoot between grid points, exact at
+  the nodes. Right for tables whose noise is small against their σ dependence.
+- ``degree=d``: per ``ℓ`` (and ``r_L/Lc``), a weighted least-squares polynomial of degree ``d``
+  in ``ln σ`` (weights 1/error²) through the noisy nodes, with the error of the fitted mean
+  propagated from its covariance; PCHIP along ``ln(r_L/Lc)``. Right for simulated tables, whose
+  realisation noise an interpolant would pass through (for the shipped table it made the σ
+  posterior bimodal). :func:`fit_quality` gives the fit's χ² to check the degree.
+
+Both are differentiable in σ and ``r_L/Lc``.
 
 Table format (CSV, ``# key: value`` header lines first)::
 
@@ -38,8 +48,13 @@ class Emulator:
     ``sigma``: (n_s,) turbulence levels ``σ = sqrt(⟨δB²⟩)/B0``, increasing;
     ``rl_over_lc``: (n_r,) Larmor radii in ``Lc``, increasing (n_r = 1: a fixed value);
     ``ell``: (n_l,) multipoles; ``ratio``, ``error``: (n_s, n_r, n_l) ``Ĉ_l/Ĉ_1`` and its
-    simulation standard error; ``meta``: header lines. Arrays are numpy: loading a table does
-    not start JAX (so a caller can still set the CPU device count, e.g. for parallel chains).
+    simulation standard error; ``meta``: header lines; ``degree``: ``None`` (PCHIP
+    interpolation in ``ln σ``) or the degree ``0 ≤ d ≤ n_s − 2`` of the weighted least-squares
+    polynomial in ``ln σ`` (module docstring). Arrays are numpy: loading a table does not start
+    JAX (so a caller can still set the CPU device count, e.g. for parallel chains).
+
+    A fit needs, per (``r_L/Lc``, ``ℓ``) column, errors that are all > 0 (fitted) or all 0 (an
+    exact column such as ``ℓ = 1``, interpolated).
     """
 
     sigma: np.ndarray
@@ -48,6 +63,27 @@ class Emulator:
     ratio: np.ndarray
     error: np.ndarray
     meta: dict = field(default_factory=dict)
+    degree: int | None = None
+
+    def __post_init__(self):
+        if self.degree is None:
+            return
+        n_s = self.sigma.shape[0]
+        if isinstance(self.degree, bool) or not isinstance(self.degree, int | np.integer) or not (
+            0 <= self.degree <= n_s - 2
+        ):
+            raise ValueError(
+                f"degree must be None or an integer in [0, {n_s - 2}] (a fit through the table's "
+                f"{n_s} sigma values with at least one degree of freedom), got {self.degree!r}"
+            )
+        positive, zero = np.all(self.error > 0, axis=0), np.all(self.error == 0, axis=0)
+        mixed = ~(positive | zero)
+        if np.any(mixed):
+            r, l = np.argwhere(mixed)[0]
+            raise ValueError(
+                f"degree: a fit needs the errors of each column all > 0 or all 0; at "
+                f"rl_over_lc = {self.rl_over_lc[r]:g}, ell = {self.ell[l]} some are 0"
+            )
 
     def ell_index(self, ell) -> np.ndarray:
         """Positions of the multipoles ``ell`` in the table; ``ValueError`` if one is missing."""
@@ -108,13 +144,98 @@ def pchip(x, y, t):
     return h00 * y[k] + h10 * h * slopes[k] + h01 * y[k + 1] + h11 * h * slopes[k + 1]
 
 
+@dataclass(frozen=True)
+class SigmaFit:
+    """Weighted least-squares polynomials in ``x = ln σ − x0`` per (``r_L/Lc``, ``ℓ``) column.
+
+    ``coefficients`` (n_r, n_l, d + 1) of ``1, x, …, x^d``; ``covariance`` (n_r, n_l, d + 1,
+    d + 1) from the table's errors (zero for exact columns); ``chi2`` (n_r, n_l) of each column
+    (zero for exact ones); ``exact`` (n_r, n_l) columns with zero errors; ``x0`` the centre of
+    ``ln σ`` (conditioning); ``dof`` per fitted column, ``n_s − d − 1``.
+    """
+
+    coefficients: np.ndarray
+    covariance: np.ndarray
+    chi2: np.ndarray
+    exact: np.ndarray
+    x0: float
+    dof: int
+
+
+def fit_sigma(emulator: Emulator) -> SigmaFit:
+    """The polynomial fits in ``ln σ`` of an emulator with ``degree`` set (numpy, no JAX).
+
+    Per column: minimise ``Σ_s (ratio_s − P(x_s))² / error_s²`` over polynomials ``P`` of degree
+    ``d``; normal equations ``(Vᵀ W V) c = Vᵀ W y`` with ``V`` the Vandermonde matrix of the
+    centred ``x_s = ln σ_s − x0`` and ``W = diag(1/error²)``; ``Cov(c) = (Vᵀ W V)⁻¹``.
+    """
+    if emulator.degree is None:
+        raise ValueError("degree: the emulator interpolates (degree=None); set a degree to fit")
+    log_sigma = np.log(emulator.sigma)
+    x0 = float(np.mean(log_sigma))
+    vander = (log_sigma - x0)[:, None] ** np.arange(emulator.degree + 1)  # (n_s, d + 1)
+    y = np.moveaxis(emulator.ratio, 0, -1)  # (n_r, n_l, n_s)
+    error = np.moveaxis(emulator.error, 0, -1)
+    exact = np.all(error == 0, axis=-1)
+    weight = np.where(exact[..., None], 1.0, 1.0 / np.where(error > 0, error, 1.0) ** 2)
+    normal = np.einsum("si,rls,sj->rlij", vander, weight, vander)
+    covariance = np.linalg.inv(normal)
+    coefficients = np.einsum("rlij,sj,rls,rls->rli", covariance, vander, weight, y)
+    residual = y - np.einsum("si,rli->rls", vander, coefficients)
+    chi2 = np.where(exact, 0.0, np.sum(weight * residual**2, axis=-1))
+    covariance = np.where(exact[..., None, None], 0.0, covariance)
+    dof = emulator.sigma.shape[0] - emulator.degree - 1
+    return SigmaFit(coefficients, covariance, chi2, exact, x0, dof)
+
+
+def fit_quality(emulator: Emulator, ell=None) -> dict:
+    """χ² of the σ fit summed over the fitted columns of the multipoles ``ell`` (default all).
+
+    Returns ``degree``, ``chi2``, ``dof`` and ``p_value`` (the χ² survival probability; a small
+    value says the degree is too low for the table's σ dependence, or its errors too small).
+    """
+    from scipy.stats import chi2 as chi2_distribution
+
+    fit = fit_sigma(emulator)
+    index = emulator.ell_index(emulator.ell if ell is None else np.unique(ell))
+    fitted = ~fit.exact[:, index]
+    total, dof = float(np.sum(fit.chi2[:, index])), int(np.sum(fitted)) * fit.dof
+    return {"degree": emulator.degree, "chi2": total, "dof": dof,
+            "p_value": float(chi2_distribution.sf(total, dof)) if dof else float("nan")}
+
+
+def _fitted_along_sigma(emulator: Emulator, sigma):
+    """``(ratio, error)`` of shape (n_r, n_l) at ``σ`` from :func:`fit_sigma` (exact columns by
+    PCHIP), ``ln σ`` clamped to the grid."""
+    fit = fit_sigma(emulator)
+    log_sigma = np.log(emulator.sigma)
+    x = jnp.clip(jnp.log(sigma), log_sigma[0], log_sigma[-1]) - fit.x0
+    powers = jnp.stack([x**k for k in range(emulator.degree + 1)])  # 1, x, …, x^d
+    ratio = jnp.asarray(fit.coefficients) @ powers
+    # variance of the fitted mean: vᵀ Cov(c) v
+    variance = jnp.einsum("i,rlij,j->rl", powers, jnp.asarray(fit.covariance), powers)
+    # exact columns have zero variance: keep sqrt away from 0 there (its derivative is infinite)
+    error = jnp.where(fit.exact, 0.0, jnp.sqrt(jnp.where(fit.exact, 1.0, variance)))
+    exact_ratio = pchip(jnp.asarray(log_sigma), jnp.asarray(emulator.ratio), jnp.log(sigma))
+    return jnp.where(fit.exact, exact_ratio, ratio), error
+
+
 def evaluate(emulator: Emulator, sigma, rl_over_lc=None):
     """``(ratio, error)`` at ``σ`` (and ``r_L/Lc``), each of shape (n_l,) over ``emulator.ell``.
 
-    Interpolation is PCHIP in ``ln σ`` and ``ln(r_L/Lc)``, clamped to the grid (callers keep
-    their priors inside it, see :func:`crsky.models.spectrum_sigma_model`). ``rl_over_lc`` is
-    ignored when the table has a single ``r_L/Lc``.
+    ``degree=None``: PCHIP in ``ln σ`` and ``ln(r_L/Lc)``; ``degree=d``: the polynomial fit in
+    ``ln σ`` (:func:`fit_sigma`; ``error`` is then the error of the fitted mean), then PCHIP in
+    ``ln(r_L/Lc)``. Clamped to the grid (callers keep their priors inside it, see
+    :func:`crsky.models.spectrum_sigma_model`). ``rl_over_lc`` is ignored when the table has a
+    single ``r_L/Lc``.
     """
+    if emulator.degree is not None:
+        ratio, error = _fitted_along_sigma(emulator, sigma)  # (n_r, n_l)
+        if emulator.rl_over_lc.shape[0] == 1:
+            return ratio[0], error[0]
+        out = pchip(jnp.log(emulator.rl_over_lc), jnp.stack([ratio, error], -1),
+                    jnp.log(rl_over_lc))
+        return out[..., 0], out[..., 1]
     values = jnp.stack([emulator.ratio, emulator.error])  # (2, n_s, n_r, n_l)
     values = jnp.moveaxis(values, 0, -1)  # (n_s, n_r, n_l, 2)
     if emulator.rl_over_lc.shape[0] > 1:
@@ -126,11 +247,15 @@ def evaluate(emulator: Emulator, sigma, rl_over_lc=None):
     return out[..., 0], out[..., 1]
 
 
-def load_emulator(path: str | Path) -> Emulator:
+def load_emulator(path: str | Path, degree: int | None = None) -> Emulator:
     """Read and validate an emulator table (format in the module docstring).
 
+    ``degree``: ``None`` to interpolate in ``ln σ``, or the degree of the least-squares
+    polynomial in ``ln σ`` (:class:`Emulator`).
+
     ``ValueError`` names the file, line and column: missing column, non-finite value,
-    ``sigma``/``rl_over_lc`` <= 0, negative error, duplicate or missing grid points.
+    ``sigma``/``rl_over_lc`` <= 0, negative error, duplicate or missing grid points; or
+    ``degree`` when it does not fit the table.
     """
     path = Path(path)
     meta, header, number, cells = read_table(path, "emulator table")
@@ -171,6 +296,7 @@ def load_emulator(path: str | Path) -> Emulator:
         ratio=values[..., 0],
         error=values[..., 1],
         meta=meta,
+        degree=degree,
     )
 
 

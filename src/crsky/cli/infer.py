@@ -19,7 +19,8 @@ TOP_KEYS = {"model", "forward", "error_model", "data", "priors", "sampler", "dia
 DATA_KEYS = {
     "beam": {"observations", "log_sigma"},
     "spectrum_p": {"cl_table", "ell_min", "ell_max", "experiments"},
-    "spectrum_sigma": {"cl_table", "ell_min", "ell_max", "experiments", "emulator"},
+    "spectrum_sigma": {"cl_table", "ell_min", "ell_max", "experiments", "emulator",
+                       "emulator_degree"},
 }
 
 
@@ -58,7 +59,7 @@ def build(run_file: str | Path) -> dict:
     """
     from crsky import data, models
     from crsky._validate import one_of
-    from crsky.emulator import load_emulator
+    from crsky.emulator import fit_quality, load_emulator
     from crsky.sampling import SamplerConfig, Thresholds
 
     run_file = Path(run_file)
@@ -103,10 +104,18 @@ def build(run_file: str | Path) -> dict:
             parameters = models.spectrum_p_parameters(spectrum, error_model)
             model = models.spectrum_p_model
         else:
-            emulator = load_emulator(path("emulator"))
+            try:
+                emulator = load_emulator(path("emulator"), table.get("emulator_degree"))
+            except ValueError as exc:
+                if not str(exc).startswith("degree"):
+                    raise
+                raise ValueError(f"{run_file} [data] emulator_{exc}") from None
             parameters = models.spectrum_sigma_parameters(spectrum, emulator, error_model)
             kwargs["emulator"] = emulator
             model = models.spectrum_sigma_model
+            meta["emulator"] = {"path": str(path("emulator")), "degree": emulator.degree}
+            if emulator.degree is not None:
+                meta["emulator"] |= fit_quality(emulator, spectrum.ell)
     try:
         sampler = SamplerConfig(**config.get("sampler", {}))
         thresholds = Thresholds(**config.get("diagnostics", {}))
