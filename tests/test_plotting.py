@@ -44,3 +44,27 @@ def test_bad_input_raises(stats):
         plotting.spectrum_evolution({"parallel": {"t_omega": 1}})
     with pytest.raises(ValueError, match="delta_i"):
         plotting.sky_map(np.zeros(100))
+
+
+def test_fig3_draws_the_bgk_closure(stats):
+    """Grey lines: C_l/C_1 of eq. (4.7), checked against scipy quadrature of the integral."""
+    from scipy.integrate import quad
+    from scipy.special import eval_legendre
+
+    def closure(p, ell):  # eq. (4.7) up to a constant: ∫ x P_l(x) (1 − x)^−p dx / (l (l + 1))
+        value = quad(lambda x: x * eval_legendre(ell, x), -1, 1, weight="alg",
+                     wvar=(0, -p))[0]
+        return value / (ell * (ell + 1))
+
+    fig = plotting.spectrum_shape(stats)
+    lines = [line for line in fig.axes[0].lines if line.get_label().startswith("BGK")]
+    assert [line.get_label() for line in lines] == [r"BGK $p = 0.33$", r"BGK $p = 0.5$",
+                                                    r"BGK $p = 0.67$"]
+    for line, p in zip(lines, (1 / 3, 1 / 2, 2 / 3), strict=True):
+        ell, ratio = line.get_data()
+        expected = [closure(p, int(e)) / closure(p, 1) for e in ell[:6]]
+        np.testing.assert_allclose(ratio[:6], expected, rtol=1e-8)
+    none = plotting.spectrum_shape(stats, bgk_p=())
+    assert not [line for line in none.axes[0].lines if line.get_label().startswith("BGK")]
+    with pytest.raises(ValueError, match="bgk_p"):
+        plotting.spectrum_shape(stats, bgk_p=(1.5,))

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import healpy as hp
 import numpy as np
 
-from crsky import _validate, spectra
+from crsky import _validate, bgk, spectra
 
 
 def _figure(n_panels: int):
@@ -65,13 +65,21 @@ def spectrum_evolution(stats_by_orientation: Mapping, lmax_shown: int = 9):
     return fig
 
 
-def spectrum_shape(stats_by_orientation: Mapping, time_indices: Sequence[int] | None = None):
+def spectrum_shape(
+    stats_by_orientation: Mapping,
+    time_indices: Sequence[int] | None = None,
+    bgk_p: Sequence[float] = (1 / 3, 1 / 2, 2 / 3),
+):
     """Fig. 3 analogue: ``C^_l / C^_1`` versus ``l`` (``C^_l = <C_l> - N``) at three times with
-    error bars over realisations and the noise level ``N / C^_1``, one panel per orientation.
+    error bars over realisations and the noise level ``N / C^_1``, one panel per orientation,
+    with the BGK closure's ``C_l / C_1`` (rel.-diffusion paper eq. 4.7) for each exponent in
+    ``bgk_p`` as grey lines (the paper's p = 1/3, 1/2, 2/3; ``()`` draws none).
 
     ``time_indices``: indices into the saved times (default: three spread over the later half).
     """
     _check_stats(stats_by_orientation)
+    for p in bgk_p:
+        _validate.open_interval("bgk_p", p, 0.0, 1.0)
     fig, axes = _figure(len(stats_by_orientation))
     for ax, (name, stats) in zip(axes, stats_by_orientation.items(), strict=True):
         t = np.asarray(stats["t_omega"])
@@ -97,6 +105,10 @@ def spectrum_shape(stats_by_orientation: Mapping, time_indices: Sequence[int] | 
                 label=rf"$t\Omega = {t[i]:.3g}$",
             )
             ax.axhline(np.asarray(stats["noise"])[i] / norm, color=color, ls=":", lw=1)
+        for p, dashes in zip(bgk_p, ("--", "-", "-."), strict=False):
+            shape = np.asarray(bgk.cl_shape(p, np.arange(1, cl_hat.shape[1])))
+            ax.plot(ell, shape / shape[0], color="0.45", ls=dashes, lw=1,
+                    label=rf"BGK $p = {p:.2g}$")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(r"$\ell$")
