@@ -11,8 +11,11 @@ with NUTS; reported per parameter: the fraction of 95 % intervals that cover the
   ``ln(obs) = ln(predicted) + log_sigma * z`` with the run file's log_sigma; bias in ``ln``;
 - spectrum_p: fixed truth p = 0.5 and Q1 of the shipped mock table, mock IceCube + HAWC tables at
   the real f_sky and N (``crsky.data.mock_cl_table``), one seed per data set;
-- spectrum_sigma: σ drawn from its prior (uniform over the emulator grid 0.5-2), ``c1`` and the
-  errors of ``data/simulated_cl_sigma1.csv`` (ℓ = 1-12), mock
+- spectrum_sigma: σ and ``c1`` drawn from the priors the sampler uses (σ uniform over the
+  emulator grid 0.5-2; ``c1`` log-uniform within a factor 2 of the Ĉ_1 of
+  ``data/simulated_cl_sigma1.csv``: σ is weakly constrained and degenerate with ``c1``, so a
+  fixed ``c1`` truth under a wide prior biases the marginal median along the degeneracy), the
+  errors of that table (ℓ = 1-12), mock
   ``Ĉ_l = c1 (R(σ) + error_R z1) + error z2`` from the shipped simulated emulator table
   ``data/emulator_sigma.csv``, read with the ``emulator_degree`` of
   ``inference/simulated_sigma.toml`` (the model's own likelihood: a check of the inference, not
@@ -145,10 +148,10 @@ def sigma_recovery(n, seed, chains, warmup, draws):
     sim = data.load_cl_table(ROOT / "data" / "simulated_cl_sigma1.csv")
     base = models.spectrum_data(sim, 1, 12)
     params = models.spectrum_sigma_parameters(base, emu, "table")
+    c1_lo, c1_hi = float(base.cl[0]) / 2, float(base.cl[0]) * 2
     priors = models.resolve_priors(
-        params, {"c1": {"dist": "loguniform", "low": 0.01, "high": 1000.0}}
+        params, {"c1": {"dist": "loguniform", "low": c1_lo, "high": c1_hi}}
     )
-    c1 = float(base.cl[0])
     index = emu.ell_index(base.ell)
 
     def model(cl):
@@ -157,9 +160,10 @@ def sigma_recovery(n, seed, chains, warmup, draws):
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
-        truth = {"sigma": float(rng.uniform(float(emu.sigma[0]), float(emu.sigma[-1]))), "c1": c1}
+        truth = {"sigma": float(rng.uniform(float(emu.sigma[0]), float(emu.sigma[-1]))),
+                 "c1": float(np.exp(rng.uniform(np.log(c1_lo), np.log(c1_hi))))}
         ratio, error = (np.asarray(a)[index] for a in emulator.evaluate(emu, truth["sigma"]))
-        cl = c1 * (ratio + error * rng.standard_normal(ratio.size))
+        cl = truth["c1"] * (ratio + error * rng.standard_normal(ratio.size))
         cl = cl + base.error * rng.standard_normal(ratio.size)
         samples, div = sample(model, (jnp.asarray(cl),), seed + i, chains, warmup, draws)
         rows.append({"truth": truth, "samples": samples, "divergences": div})
