@@ -11,11 +11,12 @@ with NUTS; reported per parameter: the fraction of 95 % intervals that cover the
   ``ln(obs) = ln(predicted) + log_sigma * z`` with the run file's log_sigma; bias in ``ln``;
 - spectrum_p: fixed truth p = 0.5 and Q1 of the shipped mock table, mock IceCube + HAWC tables at
   the real f_sky and N (``crsky.data.mock_cl_table``), one seed per data set;
-- spectrum_sigma: σ and ``c1`` drawn from the priors the sampler uses (σ uniform over the
-  emulator grid 0.5-2; ``c1`` log-uniform within a factor 2 of the Ĉ_1 of
-  ``data/simulated_cl_sigma1.csv``: σ is weakly constrained and degenerate with ``c1``, so a
-  fixed ``c1`` truth under a wide prior biases the marginal median along the degeneracy), the
-  errors of that table (ℓ = 1-12), mock
+- spectrum_sigma: σ drawn from its prior (uniform over the emulator grid 0.5-2); ``c1``, with
+  ``--c1-truth prior`` (default), log-uniform within a factor 2 of the Ĉ_1 of
+  ``data/simulated_cl_sigma1.csv``, the sampler using the same prior (a calibration check over
+  the prior), or with ``--c1-truth fixed`` that Ĉ_1 under the run file's wide prior (the
+  shipped run's setting; σ is weakly constrained and degenerate with ``c1``, so there the
+  medians carry a bias along the degeneracy); the errors of that table (ℓ = 1-12), mock
   ``Ĉ_l = c1 (R(σ) + error_R z1) + error z2`` from the shipped simulated emulator table
   ``data/emulator_sigma.csv``, read with the ``emulator_degree`` of
   ``inference/simulated_sigma.toml`` (the model's own likelihood: a check of the inference, not
@@ -141,7 +142,7 @@ def spectrum_recovery(n, seed, chains, warmup, draws):
     return rows, score(rows, ["p", "q1"], log_names=("q1",))
 
 
-def sigma_recovery(n, seed, chains, warmup, draws):
+def sigma_recovery(n, seed, chains, warmup, draws, c1_truth):
     run_file = load_toml(ROOT / "inference" / "simulated_sigma.toml")
     emu = emulator.load_emulator(ROOT / "data" / "emulator_sigma.csv",
                                  run_file["data"].get("emulator_degree"))
@@ -149,9 +150,9 @@ def sigma_recovery(n, seed, chains, warmup, draws):
     base = models.spectrum_data(sim, 1, 12)
     params = models.spectrum_sigma_parameters(base, emu, "table")
     c1_lo, c1_hi = float(base.cl[0]) / 2, float(base.cl[0]) * 2
-    priors = models.resolve_priors(
-        params, {"c1": {"dist": "loguniform", "low": c1_lo, "high": c1_hi}}
-    )
+    c1_prior = ({"dist": "loguniform", "low": c1_lo, "high": c1_hi} if c1_truth == "prior"
+                else run_file["priors"]["c1"])
+    priors = models.resolve_priors(params, {"c1": c1_prior})
     index = emu.ell_index(base.ell)
 
     def model(cl):
@@ -161,7 +162,8 @@ def sigma_recovery(n, seed, chains, warmup, draws):
     rows = []
     for i in range(n):
         truth = {"sigma": float(rng.uniform(float(emu.sigma[0]), float(emu.sigma[-1]))),
-                 "c1": float(np.exp(rng.uniform(np.log(c1_lo), np.log(c1_hi))))}
+                 "c1": float(np.exp(rng.uniform(np.log(c1_lo), np.log(c1_hi))))
+                 if c1_truth == "prior" else float(base.cl[0])}
         ratio, error = (np.asarray(a)[index] for a in emulator.evaluate(emu, truth["sigma"]))
         cl = truth["c1"] * (ratio + error * rng.standard_normal(ratio.size))
         cl = cl + base.error * rng.standard_normal(ratio.size)
@@ -182,13 +184,17 @@ def main():
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--forward", default="eigen", choices=models.BEAM_FORWARDS)
+    parser.add_argument("--c1-truth", default="prior", choices=("prior", "fixed"),
+                        help="spectrum_sigma: c1 drawn from a prior within x/÷ 2 of the table's "
+                        "C^_1 that the sampler uses too (calibration), or fixed at that C^_1 "
+                        "under the run file's prior")
     parser.add_argument("--models", nargs="+", default=list(RECOVERIES),
                         choices=list(RECOVERIES))
     args = parser.parse_args()
     report = {}
     for name in args.models:
         start = time.perf_counter()
-        extra = (args.forward,) if name == "beam" else ()
+        extra = {"beam": (args.forward,), "spectrum_sigma": (args.c1_truth,)}.get(name, ())
         rows, result = RECOVERIES[name](args.datasets, args.seed, args.chains, args.warmup,
                                         args.draws, *extra)
         report[name] = {

@@ -214,6 +214,52 @@ def test_fit_matches_polyfit_with_propagated_error(tmp_path):
     assert np.all(np.asarray(error[1:]) < emu.error[:, 0, 1:].min(axis=0))
 
 
+def test_fit_quality_chi2_is_the_polyfit_residual_sum(tmp_path):
+    emu = emulator.load_emulator(noisy_table(tmp_path, np.random.default_rng(5)), degree=1)
+    x, expected = np.log(emu.sigma), 0.0
+    for j in range(2, 6):  # l = 3 ... 6
+        y, w = emu.ratio[:, 0, j], 1 / emu.error[:, 0, j]
+        expected += np.sum((w * (y - np.polyval(np.polyfit(x, y, 1, w=w), x))) ** 2)
+    quality = emulator.fit_quality(emu, [3, 4, 5, 6, 6])  # a repeated l counts once
+    np.testing.assert_allclose(quality["chi2"], expected, rtol=1e-10)
+    assert quality["dof"] == 4 * 5
+    assert emulator.fit_quality(emu, [1])["p_value"] is None  # l = 1 is exact: nothing fitted
+
+
+def test_fit_is_clamped_to_the_sigma_grid(tmp_path):
+    emu = emulator.load_emulator(noisy_table(tmp_path, np.random.default_rng(6)), degree=2)
+    for outside, edge in ((0.3, 0.5), (3.0, 2.0)):
+        for k in (0, 1):
+            np.testing.assert_array_equal(emulator.evaluate(emu, outside)[k],
+                                          emulator.evaluate(emu, edge)[k])
+            assert float(jax.grad(lambda s, k=k: emulator.evaluate(emu, s)[k][4])(outside)) == 0
+
+
+def test_fit_in_float32(tmp_path):
+    """Without x64 the fit is evaluated in float32: within 1e-5 of float64 (8 digits of a
+    conditioned 3 x 3 problem), gradients finite. Run in a fresh process (x64 is global)."""
+    import json
+    import subprocess
+    import sys
+
+    path = noisy_table(tmp_path, np.random.default_rng(7))
+    code = f"""
+import jax, jax.numpy as jnp, numpy as np
+from crsky import emulator
+emu = emulator.load_emulator({str(path)!r}, degree=2)
+ratio, error = jax.jit(lambda s: emulator.evaluate(emu, s))(jnp.float32(0.8))
+grad = jax.grad(lambda s: jnp.sum(jnp.concatenate(emulator.evaluate(emu, s))))(jnp.float32(0.8))
+assert ratio.dtype == jnp.float32 and np.isfinite(grad)
+print(json.dumps([np.asarray(ratio, float).tolist(), np.asarray(error, float).tolist()]))
+"""
+    out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True,
+                         text=True, check=True)
+    ratio32, error32 = (np.array(a) for a in json.loads(out.stdout))
+    ratio64, error64 = emulator.evaluate(emulator.load_emulator(path, degree=2), 0.8)
+    np.testing.assert_allclose(ratio32, ratio64, rtol=1e-5)
+    np.testing.assert_allclose(error32, error64, rtol=1e-5)
+
+
 def test_fit_is_differentiable_in_sigma(tmp_path):
     emu = emulator.load_emulator(noisy_table(tmp_path, np.random.default_rng(2)), degree=1)
     for k in (0, 1):  # ratio and error, central differences with h = 1e-6
@@ -237,18 +283,22 @@ def test_fit_on_a_2d_table_is_fit_along_sigma_then_pchip_along_rl(tmp_path):
     path = noisy_table(tmp_path, np.random.default_rng(4), rl=RL)
     emu = emulator.load_emulator(path, degree=1)
     s, r = 1.3, 0.07
-    along_sigma = np.empty((len(RL), len(ELL)))
-    along_sigma[:, 0] = 1.0
+    along_sigma, error_along_sigma = np.ones((len(RL), len(ELL))), np.zeros((len(RL), len(ELL)))
+    v = np.array([np.log(s), 1.0])
     for i in range(len(RL)):
         for j in range(1, len(ELL)):
-            coef = np.polyfit(np.log(emu.sigma), emu.ratio[:, i, j], 1, w=1 / emu.error[:, i, j])
-            along_sigma[i, j] = np.polyval(coef, np.log(s))
-    expected = PchipInterpolator(np.log(RL), along_sigma)(np.log(r))
-    np.testing.assert_allclose(emulator.evaluate(emu, s, r)[0], expected, rtol=1e-10)
+            coef, cov = np.polyfit(np.log(emu.sigma), emu.ratio[:, i, j], 1,
+                                   w=1 / emu.error[:, i, j], cov="unscaled")
+            along_sigma[i, j], error_along_sigma[i, j] = v @ coef, np.sqrt(v @ cov @ v)
+    ratio, error = emulator.evaluate(emu, s, r)
+    np.testing.assert_allclose(ratio, PchipInterpolator(np.log(RL), along_sigma)(np.log(r)),
+                               rtol=1e-10)
+    np.testing.assert_allclose(
+        error, PchipInterpolator(np.log(RL), error_along_sigma)(np.log(r)), rtol=1e-10)
 
 
 @pytest.mark.parametrize(("degree", "message"), [
-    (5, r"degree must be None or an integer in \[0, 3\]"),
+    (5, r"degree must be an integer in \[0, 3\]"),
     (-1, "degree must be"),
     (1.0, "degree must be"),
     (True, "degree must be"),
@@ -256,6 +306,16 @@ def test_fit_on_a_2d_table_is_fit_along_sigma_then_pchip_along_rl(tmp_path):
 def test_bad_degree_is_rejected(tmp_path, degree, message):
     with pytest.raises(ValueError, match=message):
         emulator.load_emulator(write_table(tmp_path / "emu.csv"), degree=degree)
+
+
+def test_fit_needs_noisy_columns_and_two_sigmas(tmp_path):
+    exact = write_table(tmp_path / "exact.csv")
+    exact.write_text(re.sub(r"^([0-9][^\n]*),[^,\n]+$", r"\1,0.0", exact.read_text(),
+                            flags=re.M))
+    with pytest.raises(ValueError, match="every error in the table is 0"):
+        emulator.load_emulator(exact, degree=1)
+    with pytest.raises(ValueError, match="a fit needs at least 2 sigma values, the table has 1"):
+        emulator.load_emulator(write_table(tmp_path / "one.csv", sigma=[1.0]), degree=0)
 
 
 def test_fit_rejects_columns_with_some_zero_errors(tmp_path):

@@ -68,3 +68,7 @@ def test_fig3_draws_the_bgk_closure(stats):
     assert not [line for line in none.axes[0].lines if line.get_label().startswith("BGK")]
     with pytest.raises(ValueError, match="bgk_p"):
         plotting.spectrum_shape(stats, bgk_p=(1.5,))
+    with pytest.raises(ValueError, match="bgk_p must be a sequence"):
+        plotting.spectrum_shape(stats, bgk_p=0.5)
+    four = plotting.spectrum_shape(stats, bgk_p=(0.2, 0.4, 0.6, 0.8))
+    assert len([line for line in four.axes[0].lines if line.get_label().startswith("BGK")]) == 4

@@ -64,26 +64,12 @@ class Emulator:
     error: np.ndarray
     meta: dict = field(default_factory=dict)
     degree: int | None = None
+    fit: "SigmaFit | None" = field(init=False, repr=False, compare=False, default=None)
+    """The σ fit (:class:`SigmaFit`) when ``degree`` is set, made and checked at construction."""
 
     def __post_init__(self):
-        if self.degree is None:
-            return
-        n_s = self.sigma.shape[0]
-        if isinstance(self.degree, bool) or not isinstance(self.degree, int | np.integer) or not (
-            0 <= self.degree <= n_s - 2
-        ):
-            raise ValueError(
-                f"degree must be None or an integer in [0, {n_s - 2}] (a fit through the table's "
-                f"{n_s} sigma values with at least one degree of freedom), got {self.degree!r}"
-            )
-        positive, zero = np.all(self.error > 0, axis=0), np.all(self.error == 0, axis=0)
-        mixed = ~(positive | zero)
-        if np.any(mixed):
-            r, l = np.argwhere(mixed)[0]
-            raise ValueError(
-                f"degree: a fit needs the errors of each column all > 0 or all 0; at "
-                f"rl_over_lc = {self.rl_over_lc[r]:g}, ell = {self.ell[l]} some are 0"
-            )
+        if self.degree is not None:
+            object.__setattr__(self, "fit", _fit_sigma(self))
 
     def ell_index(self, ell) -> np.ndarray:
         """Positions of the multipoles ``ell`` in the table; ``ValueError`` if one is missing."""
@@ -162,21 +148,38 @@ class SigmaFit:
     dof: int
 
 
-def fit_sigma(emulator: Emulator) -> SigmaFit:
-    """The polynomial fits in ``ln σ`` of an emulator with ``degree`` set (numpy, no JAX).
+def _fit_sigma(emulator: Emulator) -> SigmaFit:
+    """The polynomial fits in ``ln σ`` for ``emulator.degree`` (numpy, no JAX); checks the degree.
 
     Per column: minimise ``Σ_s (ratio_s − P(x_s))² / error_s²`` over polynomials ``P`` of degree
     ``d``; normal equations ``(Vᵀ W V) c = Vᵀ W y`` with ``V`` the Vandermonde matrix of the
     centred ``x_s = ln σ_s − x0`` and ``W = diag(1/error²)``; ``Cov(c) = (Vᵀ W V)⁻¹``.
     """
-    if emulator.degree is None:
-        raise ValueError("degree: the emulator interpolates (degree=None); set a degree to fit")
-    log_sigma = np.log(emulator.sigma)
-    x0 = float(np.mean(log_sigma))
-    vander = (log_sigma - x0)[:, None] ** np.arange(emulator.degree + 1)  # (n_s, d + 1)
+    degree, n_s = emulator.degree, emulator.sigma.shape[0]
+    if n_s < 2:
+        raise ValueError(f"degree: a fit needs at least 2 sigma values, the table has {n_s}")
+    if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or not (
+        0 <= degree <= n_s - 2
+    ):
+        raise ValueError(
+            f"degree must be an integer in [0, {n_s - 2}] (a fit through the table's {n_s} "
+            f"sigma values with at least one degree of freedom), got {degree!r}"
+        )
     y = np.moveaxis(emulator.ratio, 0, -1)  # (n_r, n_l, n_s)
     error = np.moveaxis(emulator.error, 0, -1)
     exact = np.all(error == 0, axis=-1)
+    mixed = ~(exact | np.all(error > 0, axis=-1))
+    if np.any(mixed):
+        r, l = np.argwhere(mixed)[0]
+        raise ValueError(
+            f"degree: a fit needs the errors of each column all > 0 or all 0; at "
+            f"rl_over_lc = {emulator.rl_over_lc[r]:g}, ell = {emulator.ell[l]} some are 0"
+        )
+    if np.all(exact):
+        raise ValueError("degree: every error in the table is 0, there is nothing to fit")
+    log_sigma = np.log(emulator.sigma)
+    x0 = float(np.mean(log_sigma))
+    vander = (log_sigma - x0)[:, None] ** np.arange(degree + 1)  # (n_s, d + 1)
     weight = np.where(exact[..., None], 1.0, 1.0 / np.where(error > 0, error, 1.0) ** 2)
     normal = np.einsum("si,rls,sj->rlij", vander, weight, vander)
     covariance = np.linalg.inv(normal)
@@ -184,30 +187,34 @@ def fit_sigma(emulator: Emulator) -> SigmaFit:
     residual = y - np.einsum("si,rli->rls", vander, coefficients)
     chi2 = np.where(exact, 0.0, np.sum(weight * residual**2, axis=-1))
     covariance = np.where(exact[..., None, None], 0.0, covariance)
-    dof = emulator.sigma.shape[0] - emulator.degree - 1
-    return SigmaFit(coefficients, covariance, chi2, exact, x0, dof)
+    return SigmaFit(coefficients, covariance, chi2, exact, x0, n_s - degree - 1)
 
 
 def fit_quality(emulator: Emulator, ell=None) -> dict:
     """χ² of the σ fit summed over the fitted columns of the multipoles ``ell`` (default all).
 
     Returns ``degree``, ``chi2``, ``dof`` and ``p_value`` (the χ² survival probability; a small
-    value says the degree is too low for the table's σ dependence, or its errors too small).
+    value says the degree is too low for the table's σ dependence, or its errors too small;
+    ``None`` when those multipoles have nothing fitted, e.g. ``ell = [1]``). The columns are
+    treated as independent: the jackknife errors of different ``ℓ`` share realisations and
+    ``Ĉ_1``, so the p-value is approximate.
     """
     from scipy.stats import chi2 as chi2_distribution
 
-    fit = fit_sigma(emulator)
+    fit = emulator.fit
+    if fit is None:
+        raise ValueError("degree: the emulator interpolates (degree=None); set a degree to fit")
     index = emulator.ell_index(emulator.ell if ell is None else np.unique(ell))
     fitted = ~fit.exact[:, index]
     total, dof = float(np.sum(fit.chi2[:, index])), int(np.sum(fitted)) * fit.dof
     return {"degree": emulator.degree, "chi2": total, "dof": dof,
-            "p_value": float(chi2_distribution.sf(total, dof)) if dof else float("nan")}
+            "p_value": float(chi2_distribution.sf(total, dof)) if dof else None}
 
 
 def _fitted_along_sigma(emulator: Emulator, sigma):
-    """``(ratio, error)`` of shape (n_r, n_l) at ``σ`` from :func:`fit_sigma` (exact columns by
-    PCHIP), ``ln σ`` clamped to the grid."""
-    fit = fit_sigma(emulator)
+    """``(ratio, error)`` of shape (n_r, n_l) at ``σ`` from :attr:`Emulator.fit` (exact columns
+    by PCHIP), ``ln σ`` clamped to the grid."""
+    fit = emulator.fit
     log_sigma = np.log(emulator.sigma)
     x = jnp.clip(jnp.log(sigma), log_sigma[0], log_sigma[-1]) - fit.x0
     powers = jnp.stack([x**k for k in range(emulator.degree + 1)])  # 1, x, …, x^d
@@ -224,7 +231,7 @@ def evaluate(emulator: Emulator, sigma, rl_over_lc=None):
     """``(ratio, error)`` at ``σ`` (and ``r_L/Lc``), each of shape (n_l,) over ``emulator.ell``.
 
     ``degree=None``: PCHIP in ``ln σ`` and ``ln(r_L/Lc)``; ``degree=d``: the polynomial fit in
-    ``ln σ`` (:func:`fit_sigma`; ``error`` is then the error of the fitted mean), then PCHIP in
+    ``ln σ`` (:attr:`Emulator.fit`; ``error`` is then the error of the fitted mean), then PCHIP in
     ``ln(r_L/Lc)``. Clamped to the grid (callers keep their priors inside it, see
     :func:`crsky.models.spectrum_sigma_model`). ``rl_over_lc`` is ignored when the table has a
     single ``r_L/Lc``.

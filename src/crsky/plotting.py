@@ -7,6 +7,7 @@ are built without pyplot (Agg canvas), except the Mollweide map, which healpy dr
 and which is detached from pyplot before it is returned.
 """
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import healpy as hp
@@ -78,6 +79,8 @@ def spectrum_shape(
     ``time_indices``: indices into the saved times (default: three spread over the later half).
     """
     _check_stats(stats_by_orientation)
+    if np.ndim(bgk_p) != 1:
+        raise ValueError(f"bgk_p must be a sequence of exponents, e.g. (0.5,), got {bgk_p!r}")
     for p in bgk_p:
         _validate.open_interval("bgk_p", p, 0.0, 1.0)
     fig, axes = _figure(len(stats_by_orientation))
@@ -105,8 +108,8 @@ def spectrum_shape(
                 label=rf"$t\Omega = {t[i]:.3g}$",
             )
             ax.axhline(np.asarray(stats["noise"])[i] / norm, color=color, ls=":", lw=1)
-        for p, dashes in zip(bgk_p, ("--", "-", "-."), strict=False):
-            shape = np.asarray(bgk.cl_shape(p, np.arange(1, cl_hat.shape[1])))
+        for p, dashes in zip(bgk_p, itertools.cycle(("--", "-", "-.", ":")), strict=False):
+            shape = np.asarray(bgk.cl_shape(p, ell))
             ax.plot(ell, shape / shape[0], color="0.45", ls=dashes, lw=1,
                     label=rf"BGK $p = {p:.2g}$")
         ax.set_xscale("log")

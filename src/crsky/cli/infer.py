@@ -9,7 +9,7 @@ are still written), 2 for bad input.
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from crsky.cli._common import load_toml, print_json, toml_key_lines
@@ -104,12 +104,12 @@ def build(run_file: str | Path) -> dict:
             parameters = models.spectrum_p_parameters(spectrum, error_model)
             model = models.spectrum_p_model
         else:
-            try:
-                emulator = load_emulator(path("emulator"), table.get("emulator_degree"))
-            except ValueError as exc:
-                if not str(exc).startswith("degree"):
-                    raise
-                raise ValueError(f"{run_file} [data] emulator_{exc}") from None
+            emulator = load_emulator(path("emulator"))
+            if "emulator_degree" in table:
+                try:
+                    emulator = replace(emulator, degree=table["emulator_degree"])
+                except ValueError as exc:  # only the degree is new here
+                    raise ValueError(f"{run_file} [data] emulator_{exc}") from None
             parameters = models.spectrum_sigma_parameters(spectrum, emulator, error_model)
             kwargs["emulator"] = emulator
             model = models.spectrum_sigma_model
