@@ -6,7 +6,9 @@ leave-one-realisation-out jackknife error (:func:`crsky.emulator.spectrum_shape`
 where Ĉ_ℓ exceeds twice its error (contiguous from ℓ = 1), and the curvature c of the weighted
 quadratic fit ln(Ĉ_ℓ/Ĉ_1) = a + b ln ℓ + c ln²ℓ: c < 0 concave, c > 0 convex. The fit weights
 are the diagonal jackknife errors (the ratios are correlated across ℓ, so the curvature's
-error is indicative). Prints one JSON line.
+error is indicative). For comparison, ``bgk_curvature`` is the same (unweighted) fit to the BGK
+closure's C_ℓ/C_1 (eq. 4.7) over the same ℓ for p = 1/3, 1/2, 2/3: the closure itself is only
+slightly concave (c ≈ −0.05 at p = 1/2). Prints one JSON line.
 
 Example::
 
@@ -18,7 +20,7 @@ import json
 
 import numpy as np
 
-from crsky import runfile, sky
+from crsky import bgk, runfile, sky
 from crsky.emulator import spectrum_shape
 
 
@@ -34,7 +36,11 @@ def _shape(run: dict, orientation: str) -> dict:
         sigma = np.where(e > 0, e / r, 1e-3)
         coef, cov = np.polyfit(np.log(ell), np.log(r), 2, w=1 / sigma, cov="unscaled")
         fit = {"curvature": float(coef[0]), "curvature_err": float(np.sqrt(cov[0, 0])),
-               "slope_at_1": float(coef[1])}
+               "slope_at_1": float(coef[1]), "bgk_curvature": {}}
+        for p in (1 / 3, 1 / 2, 2 / 3):
+            closure = np.asarray(bgk.cl_shape(p, ell))
+            fit["bgk_curvature"][f"{p:.3g}"] = float(
+                np.polyfit(np.log(ell), np.log(closure / closure[0]), 2)[0])
     return {"ell_max_significant": n, "ratio": ratio[1 : n + 1].tolist(),
             "error": error[1 : n + 1].tolist(), **fit}
 
