@@ -142,3 +142,20 @@ def test_cl_table_from_run_computes_only_its_orientation(tmp_path, monkeypatch):
     assert len(calls) == 1  # the parallel gradient is not computed
     np.testing.assert_array_equal(table.cl, np.asarray(expected["cl_hat"][-1])[table.ell])
     np.testing.assert_array_equal(table.error, np.asarray(expected["cl_hat_err"][-1])[table.ell])
+
+
+def test_cl_table_from_run_at_a_saved_time(tmp_path):
+    from crsky import ensemble, runfile
+
+    config = ensemble.SimulationConfig(nside=2, realisations=2, modes=16, t_omega_max=5.0,
+                                       n_times=3, dtype="float64")
+    ensemble.run_ensemble(config, tmp_path / "run.h5", progress=False)
+    run = runfile.load(tmp_path / "run.h5")
+    stats = ensemble.anisotropy(run, orientations=("parallel",))["parallel"]
+    t_mid = float(run["t_omega"][1])
+    table = data.cl_table_from_run(run, t_omega=t_mid * (1 + 1e-9))
+    np.testing.assert_array_equal(table.cl, np.asarray(stats["cl_hat"][1])[table.ell])
+    np.testing.assert_array_equal(table.noise, float(stats["noise"][1]))
+    assert table.meta["source"].endswith(f"t_omega = {t_mid:.6g}")
+    with pytest.raises(ValueError, match="t_omega must be one of the run's saved times 1, "):
+        data.cl_table_from_run(run, t_omega=3.0)

@@ -272,9 +272,10 @@ def mock_cl_table(
 
 
 def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | None = None,
-                      experiment: str = "simulation", command: str = "") -> ClTable:
+                      experiment: str = "simulation", command: str = "",
+                      t_omega: float | None = None) -> ClTable:
     """The simulated ``Ĉ_l = ⟨C_l⟩ − N`` (rel.-diffusion paper eq. 3.1) of a back-tracking run
-    at its last saved time, as a C_l table: ``error`` is the standard error over realisations,
+    at one saved time, as a C_l table: ``error`` is the standard error over realisations,
     ``f_sky = 1``, ``noise`` the shot noise ``N`` already subtracted (eq. 3.1). Use it with
     ``error_model = "table"`` (the ensemble error, not single-sky cosmic variance).
 
@@ -282,6 +283,9 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
         run: :func:`crsky.runfile.load` output (≥ 2 realisations).
         orientation: unit gradient ``"parallel"`` or ``"perpendicular"`` to B0 (|∇n|/n = 1/Lc).
         ell_max: largest multipole (default: all stored).
+        t_omega: the saved time ``tΩ`` to export (to 1e-6 relative; default the last). The
+            noise grows as T while the spectrum levels off, so an earlier time in the
+            asymptotic regime can carry more multipoles above the noise.
     """
     from crsky import sky
     from crsky.ensemble import anisotropy
@@ -289,8 +293,17 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
     if len(run["indices"]) < 2:
         raise ValueError("the run needs at least 2 realisations for an error over realisations")
+    times = np.asarray(run["t_omega"], dtype=float)
+    at = times.size - 1
+    if t_omega is not None:
+        _validate.positive("t_omega", t_omega)
+        matches = np.flatnonzero(np.abs(times - t_omega) <= 1e-6 * t_omega)
+        if not matches.size:
+            raise ValueError(f"t_omega must be one of the run's saved times "
+                             f"{', '.join(f'{t:.6g}' for t in times)}; got {t_omega!r}")
+        at = int(matches[0])
     stats = anisotropy(run, orientations=(orientation,))[orientation]
-    cl_hat, err = np.asarray(stats["cl_hat"][-1]), np.asarray(stats["cl_hat_err"][-1])
+    cl_hat, err = np.asarray(stats["cl_hat"][at]), np.asarray(stats["cl_hat_err"][at])
     top = cl_hat.size - 1 if ell_max is None else ell_max
     _validate.positive_int("ell_max", top)
     if top > cl_hat.size - 1:
@@ -300,7 +313,7 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
     meta = {
         "mock": "false (simulated, not observed)",
         "source": f"crsky back-tracking run, gradient {orientation} to B0, "
-                  f"t_omega = {run['t_omega'][-1]:g}",
+                  f"t_omega = {times[at]:.6g}",
         "truth": f"sigma = {config['sigma2'] ** 0.5:g}, r_larmor = {config['r_larmor']:g}",
         "seed": str(config["seed"]),
         "config": json.dumps(config, sort_keys=True),
@@ -309,4 +322,4 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
     n = ell.size
     return ClTable(ell=ell, cl=cl_hat[ell], error=err[ell],
                    experiment=np.array([experiment] * n), f_sky=np.ones(n),
-                   noise=np.full(n, float(stats["noise"][-1])), meta=meta)
+                   noise=np.full(n, float(stats["noise"][at])), meta=meta)

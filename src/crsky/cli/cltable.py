@@ -11,7 +11,7 @@ def register(subparsers) -> None:
         "cltable",
         help="export the simulated C^_l of a run file as a C_l table (CSV)",
         description=(
-            "Write C^_l = <C_l> - N (rel.-diffusion paper eq. 3.1) at the run's last saved time, "
+            "Write C^_l = <C_l> - N (rel.-diffusion paper eq. 3.1) at one saved time of the run, "
             "with its standard error over realisations, f_sky = 1 and the subtracted noise N, "
             "in the documented C_l table format, for 'crsky infer' (error_model = \"table\")."
         ),
@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     p.add_argument("runfile", help="run file written by 'crsky simulate'")
     p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"))
     p.add_argument("--ell-max", type=int, default=None, help="largest multipole (default: all)")
+    p.add_argument("--t-omega", type=float, default=None,
+                   help="saved back-tracking time t*Omega to export (default: the last)")
     p.add_argument("--out", required=True, help="C_l table to write (must not exist)")
     p.set_defaults(func=run)
 
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"out {args.out!r} exists; remove it first")
     command = "crsky " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     table = cl_table_from_run(runfile.load(args.runfile), args.orientation, args.ell_max,
-                              command=command)
+                              command=command, t_omega=args.t_omega)
     write_cl_table(args.out, table)
     print(args.out)
     return 0
