@@ -157,5 +157,6 @@ def test_cl_table_from_run_at_a_saved_time(tmp_path):
     np.testing.assert_array_equal(table.cl, np.asarray(stats["cl_hat"][1])[table.ell])
     np.testing.assert_array_equal(table.noise, float(stats["noise"][1]))
     assert table.meta["source"].endswith(f"t_omega = {t_mid:.6g}")
+    assert table.meta["realisations"] == "2 (of 2 configured)"
     with pytest.raises(ValueError, match="t_omega must be one of the run's saved times 1, "):
         data.cl_table_from_run(run, t_omega=3.0)

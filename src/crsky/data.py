@@ -316,6 +316,7 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
                   f"t_omega = {times[at]:.6g}",
         "truth": f"sigma = {config['sigma2'] ** 0.5:g}, r_larmor = {config['r_larmor']:g}",
         "seed": str(config["seed"]),
+        "realisations": f"{len(run['indices'])} (of {config['realisations']} configured)",
         "config": json.dumps(config, sort_keys=True),
         "command": command,
     }

@@ -105,7 +105,7 @@ def spectrum_shape(
                 ms=3,
                 lw=1,
                 capsize=2,
-                label=rf"$t\Omega = {t[i]:.3g}$",
+                label=rf"$t\Omega = {t[i]:.4g}$",
             )
             ax.axhline(np.asarray(stats["noise"])[i] / norm, color=color, ls=":", lw=1)
         for p, dashes in zip(bgk_p, itertools.cycle(("--", "-", "-.", ":")), strict=False):
