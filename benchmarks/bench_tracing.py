@@ -1,7 +1,8 @@
 """Back-tracking throughput: mode-evaluations per second (issue 6).
 
 Figure of merit: trajectory-steps × field evaluations per step × modes / wall seconds, for one
-field realisation of N modes and the 12 nside² HEALPix trajectories, compile time and a
+field realisation (or ``--realisations R`` stacked in one call) of N modes and the 12 nside²
+HEALPix trajectories, compile time and a
 warm-up call excluded. Prints one JSON line (machine, load, sizes, median and best of
 ``--repeats`` timings, peak memory, and XLA's buffer sizes of the compiled call).
 
@@ -23,6 +24,7 @@ Examples::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tracing.py
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tracing.py --variant baseline
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tracing.py --devices 2 --chunk 12288
+    .venv/bin/python benchmarks/bench_tracing.py --chunk 12288 --realisations 8   # a GPU
     .venv/bin/python benchmarks/bench_tracing.py --solver tsit5 --t-omega 0.5
 """
 
@@ -49,6 +51,8 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--devices", type=int, default=1,
                    help="shard trajectories over this many devices (CPU: forced host devices)")
+    p.add_argument("--realisations", type=int, default=1,
+                   help="field realisations per call (engine only): R x chunk trajectories")
     p.add_argument("--xla-flags", default="", help="extra XLA_FLAGS, e.g. CPU codegen flags")
     return p.parse_args()
 
@@ -160,7 +164,12 @@ def _recurrence(modes: Modes, directions, t_save, r_larmor, dt):
 def main() -> None:
     a = ARGS
     dtype = {"float32": jnp.float32, "float64": jnp.float64}[a.dtype]
-    modes = sample_modes(jax.random.PRNGKey(0), a.modes, 1.0, dtype=dtype)
+    keys = jax.random.split(jax.random.PRNGKey(0), a.realisations)
+    modes = sample_modes(keys[0], a.modes, 1.0, dtype=dtype)
+    if a.realisations > 1:  # a leading axis R, as crsky.ensemble stacks realisations_per_call
+        if a.variant != "engine":
+            sys.exit("--realisations > 1 needs --variant engine")
+        modes = jax.vmap(lambda k: sample_modes(k, a.modes, 1.0, dtype=dtype))(keys)
     directions = healpix_directions(a.nside, dtype)
     n_traj = directions.shape[0]
     chunk = min(a.chunk, n_traj)
@@ -171,10 +180,11 @@ def main() -> None:
             return backtrack(m, d, t_save, a.r_larmor, solver=a.solver, dt=a.dt,
                              rtol=1e-6, atol=1e-8)
 
-        mesh = device_mesh(devices=jax.devices()[: a.devices]) if a.devices > 1 else None
+        batched = a.devices > 1 or a.realisations > 1
+        mesh = device_mesh(devices=jax.devices()[: a.devices]) if batched else None
 
         def fn(m, d):  # returns the trajectories too, so XLA cannot drop the integration
-            out = shard_trajectories(trace, m, d, mesh) if mesh else trace(m, d)
+            out = shard_trajectories(trace, m, d, mesh, stacked=True) if mesh else trace(m, d)
             return out.n_steps, out.r
     else:
         if a.solver != "boris":
@@ -214,6 +224,7 @@ def main() -> None:
     print(json.dumps({
         "variant": a.variant, "solver": a.solver, "dtype": a.dtype, "modes": a.modes,
         "trajectories": len(blocks) * chunk, "chunk": chunk, "devices": a.devices,
+        "realisations": a.realisations,
         "t_omega": a.t_omega, "dt": a.dt, "trajectory_steps": steps,
         "machine": describe(), "backend": jax.default_backend(), "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),

@@ -32,6 +32,7 @@ def test_simulate_json_summary_and_plot(tmp_path, capsys):
     assert len(summary["cl_mean"]["parallel"]) == 4  # one spectrum per saved time
     assert len(summary["ell"]) == 2 * 2 + 1  # default ell_max = 2 nside
     assert summary["momentum_drift_max"] < 1e-4  # float32 Boris
+    assert summary["peak_device_bytes"] is None  # the CPU keeps no allocator statistics
     code, out, _ = run_cli(["plot", str(path), "--out", str(tmp_path / "fig"), "--fits"], capsys)
     assert code == 0
     import healpy as hp

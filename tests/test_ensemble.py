@@ -116,6 +116,32 @@ def test_resume_extends_and_rejects_changed_config(tmp_path):
                      progress=False)
 
 
+def test_realisations_per_call_equal_one_at_a_time_to_rounding(tmp_path):
+    # 3 realisations two per call: one call of 2, one of 1 (two compiled sizes); reference: the
+    # same realisations one per call. The stacked matmuls may sum the modes in another order,
+    # so equal to float64 rounding (1e-15 seen), not bit for bit.
+    run_small(tmp_path / "one.h5")
+    summary = run_small(tmp_path / "two.h5", realisations_per_call=2)
+    assert summary["realisations_computed"] == 3
+    one, two = runfile.load(tmp_path / "one.h5"), runfile.load(tmp_path / "two.h5")
+    np.testing.assert_array_equal(one["modes/k"], two["modes/k"])
+    for name in ("r_mean", "rr_mean", "spectra/mean", "maps_last"):
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-10, atol=1e-13)
+    with h5py.File(tmp_path / "one.h5") as a, h5py.File(tmp_path / "two.h5") as b:
+        for name in ("r00000", "r00002"):
+            steps = a["realisations"][name].attrs["n_steps"]
+            assert b["realisations"][name].attrs["n_steps"] == steps >= 48 * 250  # tΩ 5 / 0.02
+            assert b["realisations"][name].attrs["wall_seconds"] > 0
+
+
+def test_resume_may_change_realisations_per_call(tmp_path):
+    path = tmp_path / "run.h5"
+    run_small(path, realisations=1)
+    config = SimulationConfig(**(SMALL | dict(realisations_per_call=2)))
+    summary = run_ensemble(config, path, resume=True, progress=False)
+    assert summary["realisations_computed"] == 2 and runfile.completed(path) == [0, 1, 2]
+
+
 def test_partial_write_is_discarded_on_resume(tmp_path):
     path = tmp_path / "run.h5"
     run_small(path, realisations=2)
@@ -172,6 +198,7 @@ def test_interrupted_cli_run_resumes_without_loss(tmp_path, sig):
         (dict(dtype="float16"), "dtype"),
         (dict(realisations=0), "realisations"),
         (dict(seed=-1), "seed"),
+        (dict(realisations_per_call=0), "realisations_per_call"),
     ],
 )
 def test_config_validation(kwargs, name):

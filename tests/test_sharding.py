@@ -57,6 +57,13 @@ SCRIPT = textwrap.dedent(
         assert outb.r.shape == (3, 2, 45, 3) and outb.n_steps.shape == (3, 45)
         for i, m in enumerate(modes):
             np.testing.assert_allclose(outb.r[i], single(m, dirs).r, rtol=0, atol=1e-12)
+        # the same with backtrack's stacked realisations (one loop per device, no vmap)
+        stacked = jax.jit(
+            lambda m, d: shard_trajectories(trace, m, d, device_mesh(2), stacked=True)
+        )(batch, dirs)
+        assert stacked.r.shape == (3, 2, 45, 3) and stacked.n_steps.shape == (3, 45)
+        np.testing.assert_allclose(stacked.r, outb.r, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(stacked.n_steps, outb.n_steps)
     print("OK")
     """
 )

@@ -160,6 +160,32 @@ def test_jit_and_shapes(modes):
     np.testing.assert_allclose(traced.t_omega, tau)
 
 
+@pytest.mark.parametrize("solver", ["boris", "tsit5"])
+def test_stacked_realisations_equal_one_at_a_time(solver):
+    # R = 3 fields stacked (one Boris loop / vmapped Tsit5) vs each field on its own: same
+    # arithmetic up to the order of the sum over modes (float64 rounding at τ ≤ 5)
+    fields = [sample_modes(jax.random.PRNGKey(20 + i), 32, sigma=1.0) for i in range(3)]
+    batch = jax.tree.map(lambda *a: jnp.stack(a), *fields)
+    dirs, tau = healpix_directions(1), np.array([1.0, 5.0])
+    kwargs = dict(solver=solver, dt=0.02, rtol=1e-8, atol=1e-10)
+    out = jax.jit(lambda m, d: backtrack(m, d, tau, R_L, **kwargs))(batch, dirs)
+    assert out.r.shape == out.p.shape == (3, 2, 12, 3)
+    assert out.n_steps.shape == (3, 12) and out.t_omega.shape == (3, 2)
+    for i, m in enumerate(fields):
+        ref = backtrack(m, dirs, tau, R_L, **kwargs)
+        np.testing.assert_allclose(out.r[i], ref.r, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(out.p[i], ref.p, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(out.n_steps[i], ref.n_steps)
+        np.testing.assert_array_equal(out.t_omega[i], ref.t_omega)
+
+
+def test_modes_of_wrong_rank_named():
+    m = sample_modes(jax.random.PRNGKey(0), 8, sigma=1.0)
+    deep = jax.tree.map(lambda a: a[None, None], m)
+    with pytest.raises(ValueError, match=r"^modes\.k must have shape"):
+        backtrack(deep, healpix_directions(1), np.array([1.0]), R_L, dt=0.1)
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [

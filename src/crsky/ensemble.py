@@ -66,7 +66,10 @@ class SimulationConfig:
             the JAX transform matches healpy to 1e-8).
         spectra_method: ``"jax"`` or ``"healpy"`` back-end of the per-realisation spectra.
         save_trajectories: store r(−T), p̂(−T) of every trajectory (large).
-        chunk: trajectories integrated per batch (bounds memory).
+        chunk: trajectories per device integrated in one call (bounds memory).
+        realisations_per_call: field realisations back-tracked together in one call (each
+            written when its call ends). 1 suits a CPU; on a GPU several realisations per call
+            fill the device and amortise the per-step cost of the loop (``benchmarks/RESULTS.md``).
     """
 
     nside: int = 8
@@ -91,6 +94,7 @@ class SimulationConfig:
     spectra_method: str = "jax"
     save_trajectories: bool = False
     chunk: int = 3072
+    realisations_per_call: int = 1
 
     def __post_init__(self):
         _validate.power_of_two("nside", self.nside)
@@ -109,6 +113,7 @@ class SimulationConfig:
         _validate.positive("rtol", self.rtol)
         _validate.positive("atol", self.atol)
         _validate.positive_int("chunk", self.chunk)
+        _validate.positive_int("realisations_per_call", self.realisations_per_call)
         _validate.positive_int("ell_max", self.lmax_spectra)
         if self.lmax_spectra > 3 * self.nside - 1:
             raise ValueError(
@@ -173,26 +178,37 @@ def _modes(config: SimulationConfig, index: int):
     return key, modes
 
 
-def _realisation(
-    config: SimulationConfig, index: int, trace, directions: np.ndarray,
-    plan: spectra.SHTPlan | None,
-):
-    """Simulate realisation ``index``: returns (arrays for the run file, attrs)."""
+def _trace_batch(config: SimulationConfig, indices: Sequence[int], trace,
+                 directions: np.ndarray):
+    """Back-track realisations ``indices`` together (one compiled call per chunk of
+    trajectories, the realisations stacked along a leading axis).
+
+    Returns (keys, modes, r, p, steps, wall): per-realisation lists, r and p of shape
+    (n_times, n_pix, 3), steps the trajectory-steps of each, wall the seconds of the batch.
+    """
     dtype = DTYPES[config.dtype]
-    key, modes = _modes(config, index)
+    keys, modes = zip(*(_modes(config, index) for index in indices), strict=True)
+    batch = jax.tree.map(lambda *a: jnp.stack(a), *modes)
     n_pix, chunk = directions.shape[0], _chunk(config)
     padded = -(-n_pix // chunk) * chunk
     dirs = np.concatenate([directions, np.tile([[0.0, 0.0, 1.0]], (padded - n_pix, 1))])
     start = time.perf_counter()
-    r, p, steps = [], [], 0
+    r, p, steps = [], [], np.zeros(len(indices), dtype=np.int64)
     for lo in range(0, padded, chunk):
-        traj = trace(modes, jnp.asarray(dirs[lo : lo + chunk], dtype))
+        traj = trace(batch, jnp.asarray(dirs[lo : lo + chunk], dtype))
         r.append(np.asarray(traj.r))
         p.append(np.asarray(traj.p))
-        steps += int(np.sum(np.asarray(traj.n_steps)[: max(0, min(chunk, n_pix - lo))]))
-    r = np.concatenate(r, axis=1)[:, :n_pix]
-    p = np.concatenate(p, axis=1)[:, :n_pix]
+        steps += np.sum(np.asarray(traj.n_steps)[:, : max(0, min(chunk, n_pix - lo))], axis=1)
+    r = np.concatenate(r, axis=2)[:, :, :n_pix]
+    p = np.concatenate(p, axis=2)[:, :, :n_pix]
     wall = time.perf_counter() - start
+    return keys, modes, list(r), list(p), [int(s) for s in steps], wall
+
+
+def _realisation(config: SimulationConfig, key, modes, r: np.ndarray, p: np.ndarray,
+                 plan: spectra.SHTPlan | None) -> dict:
+    """The run-file arrays of one back-tracked realisation (moments, spectra, field check)."""
+    dtype = DTYPES[config.dtype]
     moments = position_moments(jnp.asarray(r))
     # ⟨δB²⟩^{1/2}/B0 measured at random points in a cube of side λmax
     points = jax.random.uniform(
@@ -218,8 +234,6 @@ def _realisation(
     if config.save_trajectories:
         arrays |= {"r": r, "p": p}
     attrs = {
-        "wall_seconds": wall,
-        "n_steps": steps,
         "momentum_drift_max": float(np.max(np.abs(np.linalg.norm(p, axis=-1) - 1.0))),
         "field_rms_over_b0": field_rms,
     }
@@ -231,10 +245,10 @@ def _chunk(config: SimulationConfig) -> int:
     return min(config.chunk * jax.local_device_count(), 12 * config.nside**2)
 
 
-def _tracer(config: SimulationConfig):
-    """The chunk integrator for this configuration, split over all local devices and compiled
-    ahead of time. Returns (compiled function, compile seconds), so throughput excludes
-    compilation.
+def _tracer(config: SimulationConfig, batch: int):
+    """The chunk integrator for ``batch`` realisations at once, split over all local devices
+    and compiled ahead of time. Returns (compiled function, compile seconds), so throughput
+    excludes compilation.
     """
     t_omega, step = config.t_omega, config.step
     chunk = _chunk(config)
@@ -245,11 +259,12 @@ def _tracer(config: SimulationConfig):
             rtol=config.rtol, atol=config.atol,
         )
 
-    def trace(modes, directions):
-        return shard_trajectories(one_device, modes, directions)
+    def trace(modes, directions):  # modes stacked: one Boris loop for all the batch
+        return shard_trajectories(one_device, modes, directions, stacked=True)
 
     start = time.perf_counter()
-    modes = jax.eval_shape(lambda: _modes(config, 0)[1])
+    one = jax.eval_shape(lambda: _modes(config, 0)[1])
+    modes = jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch, *a.shape), a.dtype), one)
     dirs = jax.ShapeDtypeStruct((chunk, 3), DTYPES[config.dtype])
     compiled = jax.jit(trace).lower(modes, dirs).compile()
     return compiled, time.perf_counter() - start
@@ -266,8 +281,10 @@ def run_ensemble(
 ) -> dict:
     """Simulate ``config.realisations`` realisations into the run file ``out``.
 
-    Each finished realisation is written immediately. ``resume=True`` continues an interrupted
-    run (the stored configuration must match, except that ``realisations`` may grow);
+    Each realisation is written as soon as its call ends (``config.realisations_per_call``
+    realisations per call; an interruption loses at most the call in flight).
+    ``resume=True`` continues an interrupted run (the stored configuration must match, except
+    that ``realisations`` may grow and ``realisations_per_call`` change);
     ``overwrite=True`` replaces an existing file; otherwise an existing ``out`` is an error.
     ``indices`` restricts the run to those realisations (multi-host runs give each host its
     share, :func:`crsky.sharding.host_indices`, and merge the files with
@@ -277,7 +294,8 @@ def run_ensemble(
         a summary dict (see :func:`summarise`) plus, for the realisations computed in this call,
         ``wall_seconds`` (excluding the one-off ``compile_seconds``), ``tracing_seconds`` (the
         back-tracking alone) and ``mode_evaluations_per_second`` (trajectory-steps × modes ×
-        field evaluations per step / tracing seconds).
+        field evaluations per step / tracing seconds), and ``peak_device_bytes`` (the most
+        memory in use on one accelerator during the process so far; ``None`` on the CPU).
     """
     out = Path(out)
     if out.exists() and not (resume or overwrite):
@@ -298,17 +316,30 @@ def run_ensemble(
     done = set(runfile.completed(out))
     wanted = range(config.realisations) if indices is None else indices
     todo = [i for i in wanted if i not in done]
-    trace, compile_seconds = _tracer(config) if todo else (None, 0.0)
+    per_call = config.realisations_per_call
+    batches = [todo[lo : lo + per_call] for lo in range(0, len(todo), per_call)]
+    tracers, compile_seconds = {}, 0.0  # compiled once per batch size (a smaller last batch)
     # the JAX transform's kernels are built once per run (healpy needs none)
     plan = (spectra.make_plan(config.nside, config.lmax_spectra)
             if config.spectra_method == "jax" else None)
     start = time.perf_counter()
     steps, tracing = 0, 0.0
-    for index in tqdm(todo, desc="realisations", unit="real", disable=not progress):
-        arrays, attrs = _realisation(config, index, trace, directions, plan)
-        runfile.write_realisation(out, index, arrays, attrs)
-        steps += attrs["n_steps"]
-        tracing += attrs["wall_seconds"]
+    with tqdm(total=len(todo), desc="realisations", unit="real", disable=not progress) as bar:
+        for batch in batches:
+            if len(batch) not in tracers:
+                tracers[len(batch)], seconds = _tracer(config, len(batch))
+                compile_seconds += seconds
+            keys, modes, r, p, n_steps, wall = _trace_batch(
+                config, batch, tracers[len(batch)], directions
+            )
+            for index, *record in zip(batch, keys, modes, r, p, n_steps, strict=True):
+                arrays, attrs = _realisation(config, *record[:4], plan)
+                # a realisation's share of its call's back-tracking seconds
+                attrs |= {"wall_seconds": wall / len(batch), "n_steps": record[4]}
+                runfile.write_realisation(out, index, arrays, attrs)
+                bar.update()
+            steps += sum(n_steps)
+            tracing += wall
     wall = time.perf_counter() - start
     evals = steps * config.modes * FIELD_EVALUATIONS_PER_STEP[config.solver]
     summary = summarise(runfile.load(out))
@@ -318,13 +349,21 @@ def run_ensemble(
     # figure of merit of the back-tracking alone (spectra and I/O excluded)
     summary["mode_evaluations_per_second"] = evals / tracing if todo else float("nan")
     summary["realisations_computed"] = len(todo)
+    # the allocator's high-water mark on accelerators (the CPU keeps no such statistics)
+    peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices()]
+    summary["peak_device_bytes"] = max((b for b in peaks if b is not None), default=None)
     return summary
+
+
+# Keys a resumed run may change: how many realisations, and how many go into one call (which
+# changes results only at rounding level, like the number of devices).
+_RESUMABLE_CHANGES = ("realisations", "realisations_per_call")
 
 
 def _check_resumable(config: SimulationConfig, stored: dict) -> None:
     requested = config.to_dict()
     for key, value in stored.items():
-        if key != "realisations" and requested.get(key) != value:
+        if key not in _RESUMABLE_CHANGES and requested.get(key) != value:
             raise ValueError(
                 f"cannot resume: {key} is {requested.get(key)!r} but the run file has {value!r}"
             )

@@ -58,6 +58,8 @@ def shard_trajectories(
     modes: Modes,
     directions: jax.Array,
     mesh: Mesh | None = None,
+    *,
+    stacked: bool = False,
 ) -> Trajectories:
     """``trace_fn(modes, directions)`` with trajectories (and realisations) split over ``mesh``.
 
@@ -69,6 +71,11 @@ def shard_trajectories(
             leading axis (arrays (R, N, 3), (R, N)), split over the mesh's realisation axis.
         directions: arrival directions, shape (M, 3), split over the trajectory axis.
         mesh: a :func:`device_mesh` (default: all local devices on the trajectory axis).
+        stacked: ``trace_fn`` takes modes with a leading realisation axis and returns it on
+            every output (:func:`crsky.tracing.backtrack` does), so each device makes one call
+            for all its realisations. ``False`` (default): ``trace_fn`` takes one realisation
+            and is vmapped over them; a vmapped Boris loop masks its whole state every step,
+            ~3x slower on the CPU than one stacked loop (``benchmarks/RESULTS.md``).
 
     Returns:
         ``trace_fn``'s :class:`~crsky.tracing.Trajectories` (r, p̂ of shape (n_times, M, 3)), or
@@ -91,6 +98,8 @@ def shard_trajectories(
 
     def local(modes_l, directions_l):
         # the single-device program on this device's realisations and trajectories
+        if stacked:
+            return trace_fn(modes_l, directions_l)
         return jax.vmap(trace_fn, in_axes=(0, None))(modes_l, directions_l)
 
     # check_vma=False: diffrax's while loops start from unsharded carries (zeros, step

@@ -176,7 +176,9 @@ def backtrack(
 
     Args:
         modes: field realisation (:func:`crsky.turbulence.sample_modes`); its dtype sets the
-            dtype of the integration (float32 for speed, float64 for precision).
+            dtype of the integration (float32 for speed, float64 for precision). R
+            realisations stacked along a leading axis (k of shape (R, N, 3)) are back-tracked
+            together, all from the same ``directions``.
         directions: arrival directions n̂, shape (M, 3), unit vectors (e.g. HEALPix pixel centres,
             :func:`healpix_directions`). The initial momentum is −n̂.
         t_omega: back-tracking times τ = |t|Ω at which r and p̂ are saved, strictly increasing,
@@ -189,12 +191,15 @@ def backtrack(
         max_steps: Tsit5 step limit per trajectory (default ``max(4096, 400 τ_max / (dt or 1))``).
 
     Returns:
-        :class:`Trajectories` with r, p̂ of shape (n_times, M, 3).
+        :class:`Trajectories` with r, p̂ of shape (n_times, M, 3); for stacked modes every
+        field has a leading axis R (r, p̂ of shape (R, n_times, M, 3), n_steps (R, M)).
 
     Differentiable with ``jax.grad`` in the mode amplitudes (hence σ), ``r_larmor`` and the
     directions. Chaotic trajectories make pathwise gradients uninformative at long times.
     """
     validate_backtrack(directions, t_omega, r_larmor, solver, dt, rtol, atol)
+    if modes.k.ndim not in (2, 3) or modes.k.shape[-1] != 3:
+        raise ValueError(f"modes.k must have shape (N, 3) or (R, N, 3), got {modes.k.shape}")
     dtype = modes.k.dtype
     t_save = np.asarray(t_omega, dtype=float)
     if dt is None:
@@ -222,15 +227,24 @@ def backtrack(
         )
 
     directions = jnp.asarray(directions)
+    stacked = modes.k.ndim == 3
     if solver == "boris":
-        # Fixed steps: every trajectory sees the same grid, so the whole batch is one diffrax
-        # state of shape (M, 3) (identical arithmetic to a vmap over trajectories, without
-        # the per-trajectory masking of the vmapped while loop).
-        y0 = (jnp.zeros(directions.shape, dtype), -directions.astype(dtype))
+        # Fixed steps: every trajectory (of every stacked realisation) sees the same grid, so
+        # the whole batch is one diffrax state of shape ([R,] M, 3): identical arithmetic to a
+        # vmap over trajectories or realisations, without the masking of a vmapped while loop.
+        shape = (*modes.k.shape[:-2], *directions.shape)
+        y0 = (jnp.zeros(shape, dtype), -jnp.broadcast_to(directions.astype(dtype), shape))
         sol = diffrax.diffeqsolve(
             term, t0=0.0, t1=float(t_save[-1]), y0=y0, args=force, saveat=saveat, **kwargs
         )
-        (r, p), n_steps = sol.ys, jnp.full(directions.shape[:1], sol.stats["num_steps"])
+        (r, p), n_steps = sol.ys, jnp.full(shape[:-1], sol.stats["num_steps"])
+        if stacked:  # (n_times, R, M, 3) -> (R, n_times, M, 3)
+            r, p = jnp.moveaxis(r, 0, 1), jnp.moveaxis(p, 0, 1)
+    elif stacked:  # adaptive steps differ per realisation too
+        return jax.vmap(
+            lambda m: backtrack(m, directions, t_omega, r_larmor, solver=solver, dt=dt,
+                                rtol=rtol, atol=atol, max_steps=max_steps)
+        )(modes)
     else:
 
         def one(n_hat):
@@ -242,7 +256,10 @@ def backtrack(
 
         # adaptive steps: one diffeqsolve per trajectory, each with its own step sequence
         (r, p), n_steps = jax.vmap(one, out_axes=((1, 1), 0))(directions)
-    return Trajectories(t_omega=jnp.asarray(t_save, dtype), r=r, p=p, n_steps=n_steps)
+    t_out = jnp.asarray(t_save, dtype)
+    if stacked:
+        t_out = jnp.broadcast_to(t_out, (modes.k.shape[0], t_save.size))
+    return Trajectories(t_omega=t_out, r=r, p=p, n_steps=n_steps)
 
 
 def healpix_directions(nside: int, dtype=None) -> Float[Array, "npix 3"]:

@@ -28,15 +28,18 @@ KOLMOGOROV_GAMMA = 11.0 / 3.0
 class Modes(eqx.Module):
     """One realisation of the turbulent field: ``N`` plane waves (a pytree).
 
+    R realisations stack along a leading axis (shapes (R, N, 3) and (R, N)), which
+    :func:`turbulent_field` and :func:`crsky.tracing.backtrack` evaluate in one pass.
+
     Attributes:
         k: wave vectors k_n, shape (N, 3), units 1/Lc.
         amplitude: δB_n, shape (N, 3), units B0; δB_n · k_n = 0.
         phase: β_n, shape (N,), radians.
     """
 
-    k: Float[Array, "n 3"]
-    amplitude: Float[Array, "n 3"]
-    phase: Float[Array, " n"]
+    k: Float[Array, "*r n 3"]
+    amplitude: Float[Array, "*r n 3"]
+    phase: Float[Array, "*r n"]
 
 
 def validate_spectrum(
@@ -149,19 +152,23 @@ def cos_turns(u: Float[Array, "..."]) -> Float[Array, "..."]:
 
 
 def turbulent_field(modes: Modes, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
-    """δB(x) = Σ_n δB_n cos(k_n·x + β_n) in units of B0, for points ``x`` of shape (..., 3).
+    """δB(x) = Σ_n δB_n cos(k_n·x + β_n) in units of B0.
+
+    One realisation (``modes.k`` of shape (N, 3)): points ``x`` of any shape (..., 3). R stacked
+    realisations (``modes.k`` of shape (R, N, 3)): points of shape (R, M, 3), row r in field r.
 
     The phases are formed in turns, (k_n/2π)·x + β_n/2π, and the cosine by :func:`cos_turns`.
     They reach ~1e3 turns; both products run at full precision on every backend (a TF32
     matmul on GPUs would ruin them). Cost: 2 small matmuls and one cosine per point and mode.
     """
     turns = 1 / (2 * np.pi)
+    k_turns = jnp.swapaxes(modes.k, -1, -2) * turns
+    phase = modes.phase if modes.k.ndim == 2 else modes.phase[..., None, :]
     # rel.-diffusion paper, section 3: δB(x) = Σ δB_n cos(k_n·x + β_n), phase in turns
-    u = jnp.matmul(x, (modes.k * turns).T, precision=jax.lax.Precision.HIGHEST)
-    u = u + modes.phase * turns
+    u = jnp.matmul(x, k_turns, precision=jax.lax.Precision.HIGHEST) + phase * turns
     return jnp.matmul(cos_turns(u), modes.amplitude, precision=jax.lax.Precision.HIGHEST)
 
 
 def magnetic_field(modes: Modes, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
-    """B(x)/B0 = ẑ + δB(x)/B0 (PHYSICS.md §B), for points ``x`` of shape (..., 3) in Lc."""
+    """B(x)/B0 = ẑ + δB(x)/B0 (PHYSICS.md §B), x in Lc, shapes as :func:`turbulent_field`."""
     return turbulent_field(modes, x).at[..., 2].add(1.0)

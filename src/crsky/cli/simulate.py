@@ -22,7 +22,10 @@ FLAGS = {
     "dtype": ("dtype", str, "float32 (fast) or float64 (precise)"),
     "seed": ("seed", int, "PRNG seed of the ensemble"),
     "dt": ("dt", float, "Boris step (Tsit5 initial step) in 1/Omega"),
-    "chunk": ("chunk", int, "trajectories integrated per batch"),
+    "chunk": ("chunk", int, "trajectories per device integrated in one call"),
+    "realisations-per-call": (
+        "realisations_per_call", int, "field realisations back-tracked together (GPU: several)"
+    ),
 }
 
 
