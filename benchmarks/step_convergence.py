@@ -6,10 +6,12 @@ A step is sufficient when its statistics agree with the finest step within their
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/step_convergence.py --out /tmp/steps \
         [--config configs/reduced.toml] [--dts 0.04 0.02 0.01 0.005] \
-        [--realisations R] [--t-omega-max T]
+        [--realisations R] [--t-omega-max T] [--chunk C] [--realisations-per-call B]
 
 ``--realisations`` and ``--t-omega-max`` override the configuration (e.g. the paper's
-resolution with fewer realisations and a shorter time, to fit a CPU session). Per dt after the
+resolution with fewer realisations and a shorter time, to fit a CPU session); ``--chunk`` and
+``--realisations-per-call`` size the calls (a GPU: ``benchmarks/device_check.sh``). A run file
+already in ``--out`` for a dt is resumed, so a finished one is reused. Per dt after the
 first, ``paired_z`` compares each Ĉ_ℓ/Ĉ_1 with the first dt's through the spread of the
 per-realisation differences (the same fields in both runs): |z| ≲ 2 means no detected change.
 """
@@ -33,6 +35,8 @@ def main() -> None:
     parser.add_argument("--ell-max", type=int, default=6)
     parser.add_argument("--realisations", type=int, default=None)
     parser.add_argument("--t-omega-max", type=float, default=None)
+    parser.add_argument("--chunk", type=int, default=None)
+    parser.add_argument("--realisations-per-call", type=int, default=None)
     parser.add_argument("--out", required=True, help="folder for the run files")
     args = parser.parse_args()
 
@@ -44,7 +48,10 @@ def main() -> None:
     from crsky.ensemble import SimulationConfig, ensemble_diffusion, run_ensemble
     from crsky.io import load_toml
 
-    overrides = {"realisations": args.realisations, "t_omega_max": args.t_omega_max}
+    overrides = {
+        "realisations": args.realisations, "t_omega_max": args.t_omega_max, "chunk": args.chunk,
+        "realisations_per_call": args.realisations_per_call,
+    }
     base = SimulationConfig.from_dict(
         load_toml(args.config) | {k: v for k, v in overrides.items() if v is not None}
     )
