@@ -16,6 +16,8 @@ Variants (``--variant``):
   remedies);
 - ``fori``: the Boris push in a bare ``lax.fori_loop`` with the engine's field (no saving, no
   diffrax), a lower bound on the loop overhead;
+- ``fused``: ``fori`` with the field written without matmuls (broadcast FMAs and reductions,
+  which XLA may fuse into one kernel; the phases round differently, within float32's bound);
 - ``recurrence``: cos/sin of every phase carried along the trajectory and advanced by the
   rotation through k·Δx each step (the trigonometric recurrence), timing only.
 
@@ -39,7 +41,7 @@ import time
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--variant", default="engine",
-                   choices=("engine", "baseline", "vmap", "fori", "recurrence"))
+                   choices=("engine", "baseline", "vmap", "fori", "fused", "recurrence"))
     p.add_argument("--solver", default="boris", choices=("boris", "tsit5"))
     p.add_argument("--modes", type=int, default=256, help="plane waves N")
     p.add_argument("--nside", type=int, default=32, help="12 nside^2 trajectories")
@@ -84,7 +86,13 @@ from crsky.tracing import (  # noqa: E402
     backtrack,
     healpix_directions,
 )
-from crsky.turbulence import Modes, cos_turns, magnetic_field, sample_modes  # noqa: E402
+from crsky.turbulence import (  # noqa: E402
+    Modes,
+    cos_turns,
+    magnetic_field,
+    sample_modes,
+    stack_modes,
+)
 
 
 class _CosForce(LorentzForce):
@@ -123,14 +131,25 @@ def _boris_rotate(p, b, h):
     return p + jnp.cross(p + jnp.cross(p, t), s)
 
 
-def _fori(modes: Modes, directions, t_save, r_larmor, dt):
+def _fused_field(modes: Modes, x):
+    """B/B0 with no matmul: the phase as three broadcast FMAs and the sum over modes as
+    reductions, a form XLA may fuse into one kernel (no chunk × N array in memory)."""
+    kt = modes.k / (2 * np.pi)
+    u = (x[..., 0:1] * kt[:, 0] + x[..., 1:2] * kt[:, 1] + x[..., 2:3] * kt[:, 2]
+         + modes.phase / (2 * np.pi))
+    c = cos_turns(u)
+    db = jnp.stack([jnp.sum(c * modes.amplitude[:, i], -1) for i in range(3)], -1)
+    return db.at[..., 2].add(1.0)
+
+
+def _fori(modes: Modes, directions, t_save, r_larmor, dt, field=magnetic_field):
     """Boris push in a bare fori_loop with the engine's field: the loop-overhead floor."""
     n = int(round(t_save[-1] / dt))
 
     def body(_, state):
         x, p = state
         x_half = x - r_larmor * p * (dt / 2)
-        p = _boris_rotate(p, magnetic_field(modes, x_half), dt)
+        p = _boris_rotate(p, field(modes, x_half), dt)
         return x_half - r_larmor * p * (dt / 2), p
 
     x, _ = jax.lax.fori_loop(0, n, body, (jnp.zeros_like(directions), -directions))
@@ -164,12 +183,14 @@ def _recurrence(modes: Modes, directions, t_save, r_larmor, dt):
 def main() -> None:
     a = ARGS
     dtype = {"float32": jnp.float32, "float64": jnp.float64}[a.dtype]
-    keys = jax.random.split(jax.random.PRNGKey(0), a.realisations)
-    modes = sample_modes(keys[0], a.modes, 1.0, dtype=dtype)
+    if a.realisations < 1:
+        sys.exit("--realisations must be >= 1")
+    modes = sample_modes(jax.random.PRNGKey(0), a.modes, 1.0, dtype=dtype)
     if a.realisations > 1:  # a leading axis R, as crsky.ensemble stacks realisations_per_call
         if a.variant != "engine":
             sys.exit("--realisations > 1 needs --variant engine")
-        modes = jax.vmap(lambda k: sample_modes(k, a.modes, 1.0, dtype=dtype))(keys)
+        keys = [jax.random.fold_in(jax.random.PRNGKey(0), i) for i in range(a.realisations)]
+        modes = stack_modes([sample_modes(k, a.modes, 1.0, dtype=dtype) for k in keys])
     directions = healpix_directions(a.nside, dtype)
     n_traj = directions.shape[0]
     chunk = min(a.chunk, n_traj)
@@ -193,6 +214,7 @@ def main() -> None:
             "baseline": _baseline,
             "vmap": lambda *args: _baseline(*args, force_cls=LorentzForce),
             "fori": _fori,
+            "fused": lambda *args: _fori(*args, field=_fused_field),
             "recurrence": _recurrence,
         }[a.variant]
 
@@ -224,7 +246,7 @@ def main() -> None:
     print(json.dumps({
         "variant": a.variant, "solver": a.solver, "dtype": a.dtype, "modes": a.modes,
         "trajectories": len(blocks) * chunk, "chunk": chunk, "devices": a.devices,
-        "realisations": a.realisations,
+        "realisations": a.realisations, "trajectories_per_call": a.realisations * chunk,
         "t_omega": a.t_omega, "dt": a.dt, "trajectory_steps": steps,
         "machine": describe(), "backend": jax.default_backend(), "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),

@@ -27,13 +27,13 @@ SCRIPT = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     from crsky.sharding import device_mesh, shard_trajectories
     from crsky.tracing import backtrack, healpix_directions
-    from crsky.turbulence import sample_modes
+    from crsky.turbulence import sample_modes, stack_modes
 
     assert jax.device_count() == 4
     t = np.array([0.5, 3.0])
     dirs = healpix_directions(2, jnp.float64)[:45]  # 45: not a multiple of 4 (padding)
     modes = [sample_modes(jax.random.PRNGKey(i), 32, 1.0) for i in range(3)]
-    batch = jax.tree.map(lambda *a: jnp.stack(a), *modes)
+    batch = stack_modes(modes)
     for solver in ("boris", "tsit5"):
         def trace(m, d):
             return backtrack(m, d, t, 0.1, solver=solver, dt=0.02, rtol=1e-7, atol=1e-9)

@@ -13,7 +13,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from crsky.tracing import backtrack, healpix_directions, log_times
-from crsky.turbulence import sample_modes
+from crsky.turbulence import sample_modes, stack_modes
 
 R_L = 0.1
 
@@ -165,7 +165,7 @@ def test_stacked_realisations_equal_one_at_a_time(solver):
     # R = 3 fields stacked (one Boris loop / vmapped Tsit5) vs each field on its own: same
     # arithmetic up to the order of the sum over modes (float64 rounding at τ ≤ 5)
     fields = [sample_modes(jax.random.PRNGKey(20 + i), 32, sigma=1.0) for i in range(3)]
-    batch = jax.tree.map(lambda *a: jnp.stack(a), *fields)
+    batch = stack_modes(fields)
     dirs, tau = healpix_directions(1), np.array([1.0, 5.0])
     kwargs = dict(solver=solver, dt=0.02, rtol=1e-8, atol=1e-10)
     out = jax.jit(lambda m, d: backtrack(m, d, tau, R_L, **kwargs))(batch, dirs)
@@ -179,11 +179,19 @@ def test_stacked_realisations_equal_one_at_a_time(solver):
         np.testing.assert_array_equal(out.t_omega[i], ref.t_omega)
 
 
-def test_modes_of_wrong_rank_named():
+def test_modes_of_wrong_shape_named():
     m = sample_modes(jax.random.PRNGKey(0), 8, sigma=1.0)
-    deep = jax.tree.map(lambda a: a[None, None], m)
-    with pytest.raises(ValueError, match=r"^modes\.k must have shape"):
-        backtrack(deep, healpix_directions(1), np.array([1.0]), R_L, dt=0.1)
+    dirs, tau = healpix_directions(1), np.array([1.0])
+    bad = [
+        (jax.tree.map(lambda a: a[None, None], m), r"^modes\.k must have shape"),
+        # only k stacked: the one realisation's phases would be reused for all three
+        (m.__class__(k=jnp.stack([m.k] * 3), amplitude=m.amplitude, phase=m.phase),
+         r"^modes\.amplitude must have the shape"),
+        (m.__class__(k=m.k, amplitude=m.amplitude, phase=m.phase[:4]), r"^modes\.phase"),
+    ]
+    for modes, message in bad:
+        with pytest.raises(ValueError, match=message):
+            backtrack(modes, dirs, tau, R_L, dt=0.1)
 
 
 @pytest.mark.parametrize(

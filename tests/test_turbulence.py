@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crsky.turbulence import magnetic_field, sample_modes, turbulent_field
+from crsky.turbulence import magnetic_field, sample_modes, stack_modes, turbulent_field
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +72,16 @@ def test_field_matches_numpy_sum_of_plane_waves(modes):
 def test_stacked_realisations_match_numpy_per_realisation():
     # R = 3 fields stacked along a leading axis, 5 points each: row r in field r
     stacked = [sample_modes(jax.random.PRNGKey(i), 16, sigma=1.0) for i in range(3)]
-    batch = jax.tree.map(lambda *a: jnp.stack(a), *stacked)
+    batch = stack_modes(stacked)
     x = np.random.default_rng(2).uniform(-50, 50, (3, 5, 3))
     b = magnetic_field(batch, jnp.asarray(x))
     assert b.shape == (3, 5, 3)
+    # points not one set per realisation would broadcast into every pairing: refused
+    for shape in ((3, 3), (3, 1, 5, 3), (2, 5, 3)):
+        with pytest.raises(ValueError, match=r"^x must have shape \(R, M, 3\)"):
+            magnetic_field(batch, jnp.zeros(shape))
+    with pytest.raises(ValueError, match="^realisations"):
+        stack_modes([])
     for r, m in enumerate(stacked):
         k, a, beta = (np.asarray(v) for v in (m.k, m.amplitude, m.phase))
         expected = np.cos(x[r] @ k.T + beta) @ a + np.array([0.0, 0.0, 1.0])

@@ -30,7 +30,13 @@ from crsky.tracing import (
     healpix_directions,
     log_times,
 )
-from crsky.turbulence import KOLMOGOROV_GAMMA, sample_modes, turbulent_field, validate_scales
+from crsky.turbulence import (
+    KOLMOGOROV_GAMMA,
+    sample_modes,
+    stack_modes,
+    turbulent_field,
+    validate_scales,
+)
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 _KIND = {
@@ -68,8 +74,11 @@ class SimulationConfig:
         save_trajectories: store r(−T), p̂(−T) of every trajectory (large).
         chunk: trajectories per device integrated in one call (bounds memory).
         realisations_per_call: field realisations back-tracked together in one call (each
-            written when its call ends). 1 suits a CPU; on a GPU several realisations per call
-            fill the device and amortise the per-step cost of the loop (``benchmarks/RESULTS.md``).
+            written when its call ends; a short last call is padded, so best a divisor of
+            ``realisations``). 1 suits a CPU; on a GPU several realisations per call fill the
+            device and amortise the per-step cost of the loop (``benchmarks/RESULTS.md``). Part
+            of the configuration: it changes the rounding, so the trajectories (not their
+            statistics) differ between values after chaotic growth.
     """
 
     nside: int = 8
@@ -114,6 +123,11 @@ class SimulationConfig:
         _validate.positive("atol", self.atol)
         _validate.positive_int("chunk", self.chunk)
         _validate.positive_int("realisations_per_call", self.realisations_per_call)
+        if self.realisations_per_call > self.realisations:
+            raise ValueError(
+                f"realisations_per_call ({self.realisations_per_call}) must be <= realisations "
+                f"({self.realisations})"
+            )
         _validate.positive_int("ell_max", self.lmax_spectra)
         if self.lmax_spectra > 3 * self.nside - 1:
             raise ValueError(
@@ -188,7 +202,7 @@ def _trace_batch(config: SimulationConfig, indices: Sequence[int], trace,
     """
     dtype = DTYPES[config.dtype]
     keys, modes = zip(*(_modes(config, index) for index in indices), strict=True)
-    batch = jax.tree.map(lambda *a: jnp.stack(a), *modes)
+    batch = stack_modes(modes)
     n_pix, chunk = directions.shape[0], _chunk(config)
     padded = -(-n_pix // chunk) * chunk
     dirs = np.concatenate([directions, np.tile([[0.0, 0.0, 1.0]], (padded - n_pix, 1))])
@@ -206,8 +220,9 @@ def _trace_batch(config: SimulationConfig, indices: Sequence[int], trace,
 
 
 def _realisation(config: SimulationConfig, key, modes, r: np.ndarray, p: np.ndarray,
-                 plan: spectra.SHTPlan | None) -> dict:
-    """The run-file arrays of one back-tracked realisation (moments, spectra, field check)."""
+                 plan: spectra.SHTPlan | None) -> tuple[dict, dict]:
+    """The run-file arrays and attributes of one back-tracked realisation (moments, spectra,
+    field check)."""
     dtype = DTYPES[config.dtype]
     moments = position_moments(jnp.asarray(r))
     # ⟨δB²⟩^{1/2}/B0 measured at random points in a cube of side λmax
@@ -284,7 +299,7 @@ def run_ensemble(
     Each realisation is written as soon as its call ends (``config.realisations_per_call``
     realisations per call; an interruption loses at most the call in flight).
     ``resume=True`` continues an interrupted run (the stored configuration must match, except
-    that ``realisations`` may grow and ``realisations_per_call`` change);
+    that ``realisations`` may grow);
     ``overwrite=True`` replaces an existing file; otherwise an existing ``out`` is an error.
     ``indices`` restricts the run to those realisations (multi-host runs give each host its
     share, :func:`crsky.sharding.host_indices`, and merge the files with
@@ -318,7 +333,7 @@ def run_ensemble(
     todo = [i for i in wanted if i not in done]
     per_call = config.realisations_per_call
     batches = [todo[lo : lo + per_call] for lo in range(0, len(todo), per_call)]
-    tracers, compile_seconds = {}, 0.0  # compiled once per batch size (a smaller last batch)
+    trace, compile_seconds = _tracer(config, per_call) if todo else (None, 0.0)
     # the JAX transform's kernels are built once per run (healpy needs none)
     plan = (spectra.make_plan(config.nside, config.lmax_spectra)
             if config.spectra_method == "jax" else None)
@@ -326,19 +341,18 @@ def run_ensemble(
     steps, tracing = 0, 0.0
     with tqdm(total=len(todo), desc="realisations", unit="real", disable=not progress) as bar:
         for batch in batches:
-            if len(batch) not in tracers:
-                tracers[len(batch)], seconds = _tracer(config, len(batch))
-                compile_seconds += seconds
-            keys, modes, r, p, n_steps, wall = _trace_batch(
-                config, batch, tracers[len(batch)], directions
-            )
-            for index, *record in zip(batch, keys, modes, r, p, n_steps, strict=True):
+            # every call has per_call realisations (a short last batch repeats its last one,
+            # discarded), so realisation i gets the same program, hence the same rounding,
+            # whatever the batch it falls in, the interruptions or the hosts
+            padded = batch + batch[-1:] * (per_call - len(batch))
+            keys, modes, r, p, n_steps, wall = _trace_batch(config, padded, trace, directions)
+            for index, *record in zip(batch, keys, modes, r, p, n_steps, strict=False):
                 arrays, attrs = _realisation(config, *record[:4], plan)
                 # a realisation's share of its call's back-tracking seconds
                 attrs |= {"wall_seconds": wall / len(batch), "n_steps": record[4]}
                 runfile.write_realisation(out, index, arrays, attrs)
                 bar.update()
-            steps += sum(n_steps)
+            steps += sum(n_steps[: len(batch)])
             tracing += wall
     wall = time.perf_counter() - start
     evals = steps * config.modes * FIELD_EVALUATIONS_PER_STEP[config.solver]
@@ -355,15 +369,10 @@ def run_ensemble(
     return summary
 
 
-# Keys a resumed run may change: how many realisations, and how many go into one call (which
-# changes results only at rounding level, like the number of devices).
-_RESUMABLE_CHANGES = ("realisations", "realisations_per_call")
-
-
 def _check_resumable(config: SimulationConfig, stored: dict) -> None:
     requested = config.to_dict()
     for key, value in stored.items():
-        if key not in _RESUMABLE_CHANGES and requested.get(key) != value:
+        if key != "realisations" and requested.get(key) != value:
             raise ValueError(
                 f"cannot resume: {key} is {requested.get(key)!r} but the run file has {value!r}"
             )

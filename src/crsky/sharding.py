@@ -74,8 +74,8 @@ def shard_trajectories(
         stacked: ``trace_fn`` takes modes with a leading realisation axis and returns it on
             every output (:func:`crsky.tracing.backtrack` does), so each device makes one call
             for all its realisations. ``False`` (default): ``trace_fn`` takes one realisation
-            and is vmapped over them; a vmapped Boris loop masks its whole state every step,
-            ~3x slower on the CPU than one stacked loop (``benchmarks/RESULTS.md``).
+            and is vmapped over them (any per-realisation function works; a vmapped while
+            loop may mask its state every step, which one stacked loop never does).
 
     Returns:
         ``trace_fn``'s :class:`~crsky.tracing.Trajectories` (r, p̂ of shape (n_times, M, 3)), or

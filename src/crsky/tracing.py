@@ -28,7 +28,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from crsky import _validate
-from crsky.turbulence import Modes, magnetic_field
+from crsky.turbulence import Modes, check_modes, magnetic_field
 
 SOLVERS = ("boris", "tsit5")
 # Field evaluations per step, for throughput figures (Tsit5 is FSAL: 6 new stages per step).
@@ -36,10 +36,11 @@ FIELD_EVALUATIONS_PER_STEP = {"boris": 1, "tsit5": 6}
 
 
 class LorentzForce(eqx.Module):
-    """The back-tracking vector field in τ = |t|Ω for one field realisation (a pytree).
+    """The back-tracking vector field in τ = |t|Ω for one field realisation (a pytree), or for
+    R stacked ones acting on states of shape (R, M, 3).
 
     Attributes:
-        modes: the turbulent field realisation (B0 ẑ is added by :func:`magnetic_field`).
+        modes: the turbulent field realisation(s) (B0 ẑ is added by :func:`magnetic_field`).
         r_larmor: Larmor radius r_L in Lc.
     """
 
@@ -104,7 +105,8 @@ class Boris(diffrax.AbstractSolver):
 
 
 class Trajectories(eqx.Module):
-    """Back-tracked states at the saved times.
+    """Back-tracked states at the saved times (for R stacked realisations every field has a
+    leading axis R).
 
     Attributes:
         t_omega: saved back-tracking times τ = |t|Ω, shape (n_times,).
@@ -113,9 +115,9 @@ class Trajectories(eqx.Module):
         n_steps: solver steps taken per trajectory, shape (M,) (accepted + rejected).
     """
 
-    t_omega: Float[Array, " n_times"]
-    r: Float[Array, "n_times m 3"]
-    p: Float[Array, "n_times m 3"]
+    t_omega: Float[Array, "*r n_times"]
+    r: Float[Array, "*r n_times m 3"]
+    p: Float[Array, "*r n_times m 3"]
     n_steps: Array
 
 
@@ -198,8 +200,7 @@ def backtrack(
     directions. Chaotic trajectories make pathwise gradients uninformative at long times.
     """
     validate_backtrack(directions, t_omega, r_larmor, solver, dt, rtol, atol)
-    if modes.k.ndim not in (2, 3) or modes.k.shape[-1] != 3:
-        raise ValueError(f"modes.k must have shape (N, 3) or (R, N, 3), got {modes.k.shape}")
+    check_modes(modes)
     dtype = modes.k.dtype
     t_save = np.asarray(t_omega, dtype=float)
     if dt is None:

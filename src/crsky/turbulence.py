@@ -13,6 +13,7 @@ wave numbers in 1/Lc, fields in B0.
 """
 
 import math
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -40,6 +41,26 @@ class Modes(eqx.Module):
     k: Float[Array, "*r n 3"]
     amplitude: Float[Array, "*r n 3"]
     phase: Float[Array, "*r n"]
+
+
+def stack_modes(realisations: Sequence[Modes]) -> Modes:
+    """R realisations stacked along a leading axis: the form in which :func:`turbulent_field`
+    and :func:`crsky.tracing.backtrack` take several fields at once."""
+    if not realisations:
+        raise ValueError("realisations must hold at least one Modes")
+    return jax.tree.map(lambda *a: jnp.stack(a), *realisations)
+
+
+def check_modes(modes: Modes) -> None:
+    """Raise ``ValueError`` unless ``modes`` holds one field (k: (N, 3)) or R stacked ones
+    (k: (R, N, 3)), with amplitude of k's shape and phase of its shape less the last axis."""
+    k, a, b = (jnp.shape(v) for v in (modes.k, modes.amplitude, modes.phase))
+    if len(k) not in (2, 3) or k[-1] != 3:
+        raise ValueError(f"modes.k must have shape (N, 3) or (R, N, 3), got {k}")
+    if a != k:
+        raise ValueError(f"modes.amplitude must have the shape of modes.k {k}, got {a}")
+    if b != k[:-1]:
+        raise ValueError(f"modes.phase must have shape {k[:-1]}, got {b}")
 
 
 def validate_spectrum(
@@ -161,6 +182,11 @@ def turbulent_field(modes: Modes, x: Float[Array, "... 3"]) -> Float[Array, "...
     They reach ~1e3 turns; both products run at full precision on every backend (a TF32
     matmul on GPUs would ruin them). Cost: 2 small matmuls and one cosine per point and mode.
     """
+    if modes.k.ndim == 3 and (jnp.ndim(x) != 3 or jnp.shape(x)[0] != modes.k.shape[0]):
+        raise ValueError(
+            f"x must have shape (R, M, 3) = ({modes.k.shape[0]}, M, 3) for {modes.k.shape[0]} "
+            f"stacked realisations, got {jnp.shape(x)}"
+        )
     turns = 1 / (2 * np.pi)
     k_turns = jnp.swapaxes(modes.k, -1, -2) * turns
     phase = modes.phase if modes.k.ndim == 2 else modes.phase[..., None, :]

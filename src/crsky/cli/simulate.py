@@ -36,7 +36,7 @@ def register(subparsers) -> None:
         description=(
             "Back-track CRs from HEALPix arrival directions through B0 z + synthetic Kolmogorov "
             "turbulence (relative-diffusion paper, section 3) and store each realisation in an "
-            "HDF5 run file as it finishes. Lengths in Lc, times as t*Omega."
+            "HDF5 run file as soon as its call finishes. Lengths in Lc, times as t*Omega."
         ),
     )
     p.add_argument("--config", help="TOML file with SimulationConfig keys (flags override it)")
