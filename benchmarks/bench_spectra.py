@@ -1,6 +1,7 @@
 """Benchmark: healpy vs the JAX spherical-harmonic path for one realisation's cross-spectra.
 
-The per-realisation workload of ``crsky.sky.realisation_summary``: ``n_times x 6`` basis maps at
+The per-realisation workload of ``crsky.physics.sky.realisation_summary``: ``n_times x 6`` basis
+maps at
 nside 32, lmax = 3 nside - 1 = 95 (the largest HEALPix allows), healpy's default iter = 3.
 Run with ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_spectra.py [--times 30]``.
 """

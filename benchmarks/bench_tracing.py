@@ -8,8 +8,9 @@ warm-up call excluded. Prints one JSON line (machine, load, sizes, median and be
 
 Variants (``--variant``):
 
-- ``engine``: :func:`crsky.tracing.backtrack` as shipped (optionally sharded over ``--devices``
-  host or accelerator devices with :func:`crsky.sharding.shard_trajectories`);
+- ``engine``: :func:`crsky.physics.tracing.backtrack` as shipped (optionally sharded over
+  ``--devices``
+  host or accelerator devices with :func:`crsky.pipelines.sharding.shard_trajectories`);
 - ``baseline``: the formulation before issue 6, kept here only to measure the gap: ``jnp.cos``
   of radian phases and one vmapped ``diffeqsolve`` per trajectory;
 - ``vmap``: the baseline's vmapped ``diffeqsolve`` with the engine's field (isolates the two
@@ -78,21 +79,21 @@ if ARGS.dtype == "float64":
 
 from machine import describe  # noqa: E402
 
-from crsky.sharding import device_mesh, shard_trajectories  # noqa: E402
-from crsky.tracing import (  # noqa: E402
+from crsky.physics.tracing import (  # noqa: E402
     FIELD_EVALUATIONS_PER_STEP,
     Boris,
     LorentzForce,
     backtrack,
     healpix_directions,
 )
-from crsky.turbulence import (  # noqa: E402
+from crsky.physics.turbulence import (  # noqa: E402
     Modes,
     cos_turns,
     magnetic_field,
     sample_modes,
     stack_modes,
 )
+from crsky.pipelines.sharding import device_mesh, shard_trajectories  # noqa: E402
 
 
 class _CosForce(LorentzForce):
@@ -125,7 +126,8 @@ def _baseline(modes: Modes, directions, t_save, r_larmor, dt, force_cls=_CosForc
 
 
 def _boris_rotate(p, b, h):
-    # Boris rotation of p about −b by the angle ~h|b| (Boris 1970), as in crsky.tracing.Boris
+    # Boris rotation of p about −b by the angle ~h|b| (Boris 1970), as in
+    # crsky.physics.tracing.Boris
     t = -b * (h / 2)
     s = 2 * t / (1 + jnp.sum(t * t, -1, keepdims=True))
     return p + jnp.cross(p + jnp.cross(p, t), s)
@@ -186,7 +188,8 @@ def main() -> None:
     if a.realisations < 1:
         sys.exit("--realisations must be >= 1")
     modes = sample_modes(jax.random.PRNGKey(0), a.modes, 1.0, dtype=dtype)
-    if a.realisations > 1:  # a leading axis R, as crsky.ensemble stacks realisations_per_call
+    # a leading axis R, as crsky.pipelines.ensemble stacks realisations_per_call
+    if a.realisations > 1:
         if a.variant != "engine":
             sys.exit("--realisations > 1 needs --variant engine")
         keys = [jax.random.fold_in(jax.random.PRNGKey(0), i) for i in range(a.realisations)]

@@ -6,7 +6,7 @@ measures, at log-spaced back-tracking times tOmega:
 
 - the pathwise gradients g_i(T) = dS_i/dsigma of two C_l-based scalars of realisation i,
   the dipole S = C_1 and the l >= 1 power S = sum_{l>=1} (2l+1) C_l / 4pi (rel.-diffusion paper
-  eq. (2.7)), by reverse-mode AD through :func:`crsky.pathwise.liouville_cl`;
+  eq. (2.7)), by reverse-mode AD through :func:`crsky.physics.pathwise.liouville_cl`;
 - the derivative of the ensemble mean, D(T) = mean_i [S_i(sigma + h) - S_i(sigma - h)] / 2h,
   by finite differences over a larger step h with common random numbers (same keys), which
   stays bounded where the pathwise g_i blow up;
@@ -45,8 +45,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from crsky import pathwise, sky, spectra  # noqa: E402
-from crsky.tracing import backtrack, healpix_directions  # noqa: E402
-from crsky.turbulence import sample_modes  # noqa: E402
+from crsky.physics.tracing import backtrack, healpix_directions  # noqa: E402
+from crsky.physics.turbulence import sample_modes  # noqa: E402
 
 SCALARS = ("dipole", "power_l_ge_1")
 

@@ -1,8 +1,8 @@
 """Multi-host ensemble with ``jax.distributed``: each process runs its share, then one merge.
 
-Realisation ``i`` runs on process ``i mod P`` (:func:`crsky.sharding.host_indices`); each
+Realisation ``i`` runs on process ``i mod P`` (:func:`crsky.pipelines.sharding.host_indices`); each
 process writes its own run file ``<out>/host<p>.h5`` (resumable on its own) and, when all are
-done, :func:`crsky.sharding.merge_runfiles` writes ``<out>/merged.h5``. No data crosses hosts
+done, :func:`crsky.io.runfile.merge_runfiles` writes ``<out>/merged.h5``. No data crosses hosts
 during the run: the trajectories of a realisation are split over the *local* devices only.
 
 Runnable on one machine, with P local processes standing in for hosts::
@@ -35,8 +35,8 @@ def worker(out: Path, coordinator: str | None, processes: int | None, pid: int |
         jax.distributed.initialize(coordinator, num_processes=processes, process_id=pid)
     else:
         jax.distributed.initialize()  # cluster auto-detection
-    from crsky.ensemble import SimulationConfig, run_ensemble
-    from crsky.sharding import host_indices
+    from crsky.pipelines.ensemble import SimulationConfig, run_ensemble
+    from crsky.pipelines.sharding import host_indices
 
     config = SimulationConfig(**CONFIG)
     mine = host_indices(config.realisations)
@@ -46,8 +46,8 @@ def worker(out: Path, coordinator: str | None, processes: int | None, pid: int |
 
 
 def merge(out: Path) -> None:
-    from crsky.ensemble import SimulationConfig
-    from crsky.sharding import merge_runfiles
+    from crsky.io.runfile import merge_runfiles
+    from crsky.pipelines.ensemble import SimulationConfig
 
     hosts = sorted(out.glob("host*.h5"))
     merged = out / "merged.h5"

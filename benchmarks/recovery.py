@@ -10,7 +10,7 @@ with NUTS; reported per parameter: the fraction of 95 % intervals that cover the
   coverage is guaranteed only on average over the prior); mock observables
   ``ln(obs) = ln(predicted) + log_sigma * z`` with the run file's log_sigma; bias in ``ln``;
 - spectrum_p: fixed truth p = 0.5 and Q1 of the shipped mock table, mock IceCube + HAWC tables at
-  the real f_sky and N (``crsky.data.mock_cl_table``), one seed per data set;
+  the real f_sky and N (``crsky.inference.data.mock_cl_table``), one seed per data set;
 - spectrum_sigma: σ drawn from its prior (uniform over the emulator grid 0.5-2); ``c1``, with
   ``--c1-truth prior`` (default), log-uniform within a factor 2 of the Ĉ_1 of
   ``data/simulated_cl_sigma1.csv``, the sampler using the same prior (a calibration check over
@@ -48,9 +48,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from numpyro.infer import MCMC, NUTS  # noqa: E402
 
-from crsky import data, emulator, models  # noqa: E402
-from crsky.io import load_toml  # noqa: E402
-from crsky.pitch_angle import EPS_MAX  # noqa: E402
+from crsky.inference import data, emulator, models  # noqa: E402
+from crsky.io import tables  # noqa: E402
+from crsky.io.text import load_toml  # noqa: E402
+from crsky.physics.pitch_angle import EPS_MAX  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH_P = 0.5
@@ -92,7 +93,7 @@ def score(rows, names, log_names=()):
 
 
 def beam_recovery(n, seed, chains, warmup, draws, forward):
-    observations = data.load_beam_observations(ROOT / "data" / "milagro_beam.toml")
+    observations = tables.load_beam_observations(ROOT / "data" / "milagro_beam.toml")
     log_sigma = {"width_deg": 0.3, "fractional_excess": 0.7, "p_bmax_tev": 0.7}
     base = models.beam_data(observations, log_sigma)
     priors = models.resolve_priors(models.beam_parameters(base), None)
@@ -123,8 +124,8 @@ def beam_recovery(n, seed, chains, warmup, draws, forward):
 
 
 def spectrum_recovery(n, seed, chains, warmup, draws):
-    experiments = list(data.load_experiments(ROOT / "data" / "cl_experiments.toml").values())
-    reference = data.load_cl_table(ROOT / "data" / "mock_icecube_hawc_cl.csv")
+    experiments = list(tables.load_experiments(ROOT / "data" / "cl_experiments.toml").values())
+    reference = tables.load_cl_table(ROOT / "data" / "mock_icecube_hawc_cl.csv")
     q1 = float(reference.meta["truth"].split("q1=")[1])
     truth = {"p": TRUTH_P, "q1": q1}
     first = data.mock_cl_table(TRUTH_P, q1, experiments, seed)
@@ -144,9 +145,9 @@ def spectrum_recovery(n, seed, chains, warmup, draws):
 
 def sigma_recovery(n, seed, chains, warmup, draws, c1_truth):
     run_file = load_toml(ROOT / "inference" / "simulated_sigma.toml")
-    emu = emulator.load_emulator(ROOT / "data" / "emulator_sigma.csv",
+    emu = tables.load_emulator(ROOT / "data" / "emulator_sigma.csv",
                                  run_file["data"].get("emulator_degree"))
-    sim = data.load_cl_table(ROOT / "data" / "simulated_cl_sigma1.csv")
+    sim = tables.load_cl_table(ROOT / "data" / "simulated_cl_sigma1.csv")
     base = models.spectrum_data(sim, 1, 12)
     params = models.spectrum_sigma_parameters(base, emu, "table")
     c1_lo, c1_hi = float(base.cl[0]) / 2, float(base.cl[0]) * 2

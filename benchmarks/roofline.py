@@ -13,7 +13,8 @@ here with elementwise kernels x ← op(x·a + b) (op = identity for the FMA rate
   grows with depth (``depth_check`` < 0.9) means the kernel was limited by memory, not by the
   arithmetic: then raise ``--depth-scale``;
 - the cosine arguments are ~1e3 (radians for ``jnp.cos``, turns for
-  :func:`crsky.turbulence.cos_turns`), the size of the tracer's phases, since library cosines
+  :func:`crsky.physics.turbulence.cos_turns`), the size of the tracer's phases, since library
+  cosines
   slow down for large arguments; the cosine rate has the step's one FMA removed.
 
 The mode-evaluation roof is 1 / (7 / FMA-rate + 1 / cos-rate) with the faster cosine. With
@@ -41,7 +42,7 @@ from jax.sharding import Mesh, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 from machine import describe  # noqa: E402
 
-from crsky.turbulence import cos_turns  # noqa: E402
+from crsky.physics.turbulence import cos_turns  # noqa: E402
 
 # (chains, depth) per operation and back-end; each is also run at twice the depth
 SHAPES = {

@@ -2,7 +2,8 @@
 
 The relative-diffusion paper's Fig. 3 shows Ĉ_ℓ/Ĉ_1 (Ĉ_ℓ = ⟨C_ℓ⟩ − N, eq. 3.1) falling with
 ℓ on log-log axes. This script prints, per gradient orientation, the ratio with its
-leave-one-realisation-out jackknife error (:func:`crsky.emulator.spectrum_shape`) for the ℓ
+leave-one-realisation-out jackknife error (:func:`crsky.pipelines.tabulate.spectrum_shape`) for the
+ℓ
 where Ĉ_ℓ exceeds twice its error (contiguous from ℓ = 1), and the curvature c of the weighted
 quadratic fit ln(Ĉ_ℓ/Ĉ_1) = a + b ln ℓ + c ln²ℓ: c < 0 concave, c > 0 convex. The fit weights
 are the diagonal jackknife errors (the ratios are correlated across ℓ, so the curvature's
@@ -20,8 +21,9 @@ import json
 
 import numpy as np
 
-from crsky import bgk, runfile, sky
-from crsky.emulator import spectrum_shape
+from crsky.io import runfile
+from crsky.physics import bgk, sky
+from crsky.pipelines.tabulate import spectrum_shape
 
 
 def _shape(run: dict, orientation: str) -> dict:

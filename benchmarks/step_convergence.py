@@ -43,10 +43,10 @@ def main() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from crsky import runfile
-    from crsky.emulator import spectrum_shape
-    from crsky.ensemble import SimulationConfig, ensemble_diffusion, run_ensemble
-    from crsky.io import load_toml
+    from crsky.io import runfile
+    from crsky.io.text import load_toml
+    from crsky.pipelines.ensemble import SimulationConfig, ensemble_diffusion, run_ensemble
+    from crsky.pipelines.tabulate import spectrum_shape
 
     overrides = {
         "realisations": args.realisations, "t_omega_max": args.t_omega_max, "chunk": args.chunk,
@@ -88,9 +88,9 @@ def main() -> None:
 
 def _ratios(run: dict):
     """Ĉ_ℓ/Ĉ_1 of each realisation alone (∇n ∥ B0, last time, ensemble K and noise)."""
-    from crsky import sky
-    from crsky.anisotropy import SUMMARY_KEYS, ensemble_statistics
-    from crsky.ensemble import ensemble_diffusion
+    from crsky.physics import sky
+    from crsky.physics.anisotropy import SUMMARY_KEYS, ensemble_statistics
+    from crsky.pipelines.ensemble import ensemble_diffusion
 
     K = ensemble_diffusion(run).K
     out = []

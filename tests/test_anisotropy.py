@@ -1,4 +1,4 @@
-"""crsky.anisotropy: ensemble statistics on a toy ensemble whose answers are analytic.
+"""crsky.physics.anisotropy: ensemble statistics on a toy ensemble whose answers are analytic.
 
 Realisation k has r = s_k + a_k n and p = n on the HEALPix pixel centres n: a sky-mean offset
 s_k (a pure monopole in r.g) plus a dipole of random amplitude a_k. Then, with c = (g, -3 K g),
@@ -11,7 +11,7 @@ import healpy as hp
 import numpy as np
 import pytest
 
-from crsky import anisotropy, sky, spectra
+from crsky.physics import anisotropy, sky, spectra
 
 NSIDE = 8
 N = np.stack(hp.pix2vec(NSIDE, np.arange(12 * NSIDE**2)), axis=-1)

@@ -1,4 +1,4 @@
-"""Beam observables and unit conversions: crsky.beam.
+"""Beam observables and unit conversions: crsky.physics.beam.
 
 References: the matched-asymptotic formulas of PHYSICS.md §A (excess, δλ), its checked numbers
 (ε(10°) ≈ 2.1e-3, A ≈ 1e-3, the seed's chain), SI constants computed here by hand, and central
@@ -11,7 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from crsky import beam
+from crsky.physics import beam
+from crsky.plotting.beam import plot_beam_eigenfunction
 
 DELTA = 1e-4
 
@@ -116,7 +117,7 @@ def test_observable_gradients_match_finite_differences(name):
 
 
 def test_figure():
-    fig = beam.plot_beam_eigenfunction(2.1e-3, DELTA)
+    fig = plot_beam_eigenfunction(2.1e-3, DELTA)
     assert len(fig.axes) == 1 and len(fig.axes[0].child_axes) == 1  # the μ → 1 inset
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -1,4 +1,4 @@
-"""Closed-form BGK spectrum, rel.-diffusion paper eq. (4.7): crsky.bgk.
+"""Closed-form BGK spectrum, rel.-diffusion paper eq. (4.7): crsky.physics.bgk.
 
 References: adaptive quadrature of eq. (4.7) (scipy ``quad`` with the algebraic end-point weight,
 and its log-weighted variant for d/dp), an independent product recurrence for the Legendre
@@ -14,7 +14,7 @@ import pytest
 from scipy.integrate import IntegrationWarning, quad
 from scipy.special import eval_legendre
 
-from crsky import bgk
+from crsky.physics import bgk
 
 P_VALUES = [0.05, 1 / 3, 0.5, 2 / 3, 0.95]
 ELLS = [1, 2, 3, 5, 10, 30, 100]

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from test_emulator import synthetic_ratio, write_table
 
-from crsky import data
 from crsky.cli import main
+from crsky.inference import data
+from crsky.io import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +27,7 @@ def sigma_run(tmp_path):
     ell = np.arange(1, 9)
     cl = 1e-6 * synthetic_ratio(1.0, 0.1, ell)
     sigma = np.asarray(data.cosmic_variance_sigma(cl, ell, 0.7, 1.8e-10))
-    data.write_cl_table(tmp_path / "cl.csv", data.ClTable(
+    tables.write_cl_table(tmp_path / "cl.csv", data.ClTable(
         ell=ell, cl=cl, error=sigma, experiment=np.full(8, "HAWC"), f_sky=np.full(8, 0.7),
         noise=np.full(8, 1.8e-10), meta={"mock": "true", "truth": "sigma=1, rl_over_lc=0.1"}))
     text = """model = "spectrum_sigma"
@@ -125,7 +126,7 @@ def test_mock_command_records_truth_seed_and_command(tmp_path, capsys):
     argv = ["mock", "--experiments", str(ROOT / "data" / "cl_experiments.toml"), "--p", "0.5",
             "--q1", "1e-6", "--seed", "7", "--out", str(out)]
     assert run_cli(argv, capsys)[0] == 0
-    table = data.load_cl_table(out)
+    table = tables.load_cl_table(out)
     assert table.meta["mock"] == "true" and table.meta["seed"] == "7"
     assert table.meta["truth"] == "p=0.5, q1=1e-06"
     assert table.meta["command"].startswith("crsky mock --experiments")
@@ -134,7 +135,7 @@ def test_mock_command_records_truth_seed_and_command(tmp_path, capsys):
     assert code == 2 and "--overwrite" in err
     # The recorded command regenerates the same table.
     assert run_cli(table.meta["command"].split()[1:], capsys)[0] == 0
-    np.testing.assert_array_equal(data.load_cl_table(out).cl, table.cl)
+    np.testing.assert_array_equal(tables.load_cl_table(out).cl, table.cl)
 
 
 @pytest.mark.parametrize("run_file", sorted((ROOT / "inference").glob("*.toml")),
@@ -160,8 +161,9 @@ def test_infer_sets_one_device_per_chain_before_jax_starts(tmp_path):
     count set afterwards gives one device per chain, so the 4 chains run in parallel."""
     script = f"""
 import jax
-from crsky import sampling
+from crsky.inference import sampling
 from crsky.cli import main
+from crsky.io import tables
 
 def report_devices(model, kwargs, config):
     print("devices", len(jax.devices()), "chains", config.chains)

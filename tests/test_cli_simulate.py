@@ -70,7 +70,7 @@ def test_config_file_and_flag_override(tmp_path, capsys):
     code, out, _ = run_cli(["simulate", "--config", str(config), "--modes", "12",
                             "--out", str(path), "--json", "--no-progress"], capsys)
     assert code == 0
-    from crsky import runfile
+    from crsky.io import runfile
 
     stored = runfile.read_config(path)
     assert stored["modes"] == 12 and stored["nside"] == 2 and stored["dtype"] == "float64"
@@ -79,7 +79,7 @@ def test_config_file_and_flag_override(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["reduced.toml", "paper.toml"])
 def test_shipped_configs_are_valid(name):
     from crsky.cli._common import load_toml
-    from crsky.ensemble import SimulationConfig
+    from crsky.pipelines.ensemble import SimulationConfig
 
     SimulationConfig.from_dict(load_toml(CONFIGS / name))
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crsky import data
+from crsky.inference import data
+from crsky.io import tables
+from crsky.pipelines import tabulate
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "ell,cl,error,experiment,f_sky,noise"
@@ -30,8 +32,8 @@ def test_cl_table_round_trip(tmp_path):
         meta={"mock": "true", "seed": "3"},
     )
     path = tmp_path / "t.csv"
-    data.write_cl_table(path, table)
-    back = data.load_cl_table(path)
+    tables.write_cl_table(path, table)
+    back = tables.load_cl_table(path)
     for column in data.CL_COLUMNS:
         np.testing.assert_array_equal(getattr(back, column), getattr(table, column))
     assert back.meta == table.meta
@@ -60,32 +62,32 @@ def test_cl_table_round_trip(tmp_path):
 def test_cl_table_errors_name_file_row_column(tmp_path, body, message):
     path = write(tmp_path, body)
     with pytest.raises(ValueError) as info:
-        data.load_cl_table(path)
+        tables.load_cl_table(path)
     assert str(path) in str(info.value)
     assert message in str(info.value)
 
 
 def test_cl_table_missing_file(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        data.load_cl_table(tmp_path / "nope.csv")
+        tables.load_cl_table(tmp_path / "nope.csv")
 
 
 def test_shipped_observations_match_observations_md():
-    beam = data.load_beam_observations(ROOT / "data" / "milagro_beam.toml")
+    beam = tables.load_beam_observations(ROOT / "data" / "milagro_beam.toml")
     assert (beam.width_deg, beam.fractional_excess, beam.p_bmax_tev) == (10.0, 0.1, 10.0)
     assert beam.energy_tev == (1.0, 2.0)
     assert all("beam paper" in s for s in beam.sources.values())
-    exps = data.load_experiments(ROOT / "data" / "cl_experiments.toml")
+    exps = tables.load_experiments(ROOT / "data" / "cl_experiments.toml")
     assert (exps["IceCube"].f_sky, exps["IceCube"].noise) == (0.3, 2.5e-11)
     assert (exps["HAWC"].f_sky, exps["HAWC"].noise) == (0.7, 1.8e-10)
 
 
 def test_shipped_mock_table_is_labelled_and_consistent():
-    pytest.importorskip("crsky.bgk")  # the mock table is made with the BGK closure
-    table = data.load_cl_table(ROOT / "data" / "mock_icecube_hawc_cl.csv")
+    pytest.importorskip("crsky.physics.bgk")  # the mock table is made with the BGK closure
+    table = tables.load_cl_table(ROOT / "data" / "mock_icecube_hawc_cl.csv")
     assert table.meta["mock"] == "true"
     assert {"truth", "seed", "command"} <= set(table.meta)
-    exps = data.load_experiments(ROOT / "data" / "cl_experiments.toml")
+    exps = tables.load_experiments(ROOT / "data" / "cl_experiments.toml")
     for name in table.experiments:
         rows = table.experiment == name
         assert np.all(table.f_sky[rows] == exps[name].f_sky)
@@ -96,10 +98,10 @@ def test_shipped_mock_table_is_labelled_and_consistent():
 def test_beam_file_errors(tmp_path):
     path = write(tmp_path, '[width_deg]\nvalue = -1\nsource = "x"\n', "b.toml")
     with pytest.raises(ValueError, match="width_deg.value must be > 0"):
-        data.load_beam_observations(path)
+        tables.load_beam_observations(path)
     path = write(tmp_path, '[width]\nvalue = 1\nsource = "x"\n', "c.toml")
     with pytest.raises(ValueError, match="unknown quantity 'width'"):
-        data.load_beam_observations(path)
+        tables.load_beam_observations(path)
 
 
 def test_cosmic_variance_sigma_closed_form():
@@ -110,7 +112,7 @@ def test_cosmic_variance_sigma_closed_form():
 
 def test_mock_table_draws_have_the_stated_scatter():
     """Pulls (cl - truth)/error of a mock are standard normal (over 5000 rows)."""
-    bgk = pytest.importorskip("crsky.bgk")
+    bgk = pytest.importorskip("crsky.physics.bgk")
 
     exp = data.Experiment("X", 0.3, 2.5e-11, 50, "test")
     pulls = []
@@ -127,7 +129,8 @@ def test_mock_table_draws_have_the_stated_scatter():
 
 
 def test_cl_table_from_run_computes_only_its_orientation(tmp_path, monkeypatch):
-    from crsky import ensemble, runfile
+    from crsky.io import runfile
+    from crsky.pipelines import ensemble
 
     config = ensemble.SimulationConfig(nside=2, realisations=2, modes=16, t_omega_max=5.0,
                                        n_times=3, dtype="float64")
@@ -138,14 +141,15 @@ def test_cl_table_from_run_computes_only_its_orientation(tmp_path, monkeypatch):
     original = ensemble.ensemble_statistics
     monkeypatch.setattr(ensemble, "ensemble_statistics",
                         lambda *a, **k: calls.append(1) or original(*a, **k))
-    table = data.cl_table_from_run(run, "perpendicular")
+    table = tabulate.cl_table_from_run(run, "perpendicular")
     assert len(calls) == 1  # the parallel gradient is not computed
     np.testing.assert_array_equal(table.cl, np.asarray(expected["cl_hat"][-1])[table.ell])
     np.testing.assert_array_equal(table.error, np.asarray(expected["cl_hat_err"][-1])[table.ell])
 
 
 def test_cl_table_from_run_at_a_saved_time(tmp_path):
-    from crsky import ensemble, runfile
+    from crsky.io import runfile
+    from crsky.pipelines import ensemble
 
     config = ensemble.SimulationConfig(nside=2, realisations=2, modes=16, t_omega_max=5.0,
                                        n_times=3, dtype="float64")
@@ -153,10 +157,10 @@ def test_cl_table_from_run_at_a_saved_time(tmp_path):
     run = runfile.load(tmp_path / "run.h5")
     stats = ensemble.anisotropy(run, orientations=("parallel",))["parallel"]
     t_mid = float(run["t_omega"][1])
-    table = data.cl_table_from_run(run, t_omega=t_mid * (1 + 1e-9))
+    table = tabulate.cl_table_from_run(run, t_omega=t_mid * (1 + 1e-9))
     np.testing.assert_array_equal(table.cl, np.asarray(stats["cl_hat"][1])[table.ell])
     np.testing.assert_array_equal(table.noise, float(stats["noise"][1]))
     assert table.meta["source"].endswith(f"t_omega = {t_mid:.6g}")
     assert table.meta["realisations"] == "2 (of 2 configured)"
     with pytest.raises(ValueError, match="t_omega must be one of the run's saved times 1, "):
-        data.cl_table_from_run(run, t_omega=3.0)
+        tabulate.cl_table_from_run(run, t_omega=3.0)

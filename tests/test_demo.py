@@ -3,9 +3,10 @@ and a second run never overwrites the first."""
 
 import json
 
-from crsky import ensemble, runfile
 from crsky.cli import main
 from crsky.cli.demo import fresh_folder
+from crsky.io import runfile
+from crsky.pipelines import ensemble
 
 
 def counted(monkeypatch, module, name, calls):

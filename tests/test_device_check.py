@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crsky.data import load_cl_table
+from crsky.io.tables import load_cl_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

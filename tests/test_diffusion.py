@@ -8,9 +8,9 @@ float32 vs float64 agreement within the statistical error.
 import numpy as np
 import pytest
 
-from crsky import runfile
-from crsky.diffusion import diffusion_tensor, position_moments
-from crsky.ensemble import SimulationConfig, ensemble_diffusion, run_ensemble
+from crsky.io import runfile
+from crsky.physics.diffusion import diffusion_tensor, position_moments
+from crsky.pipelines.ensemble import SimulationConfig, ensemble_diffusion, run_ensemble
 
 REFERENCE = dict(nside=4, realisations=4, modes=64, t_omega_min=1.0, t_omega_max=1000.0,
                  n_times=10, sigma2=1.0, r_larmor=0.1)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from scipy.interpolate import PchipInterpolator
 
-from crsky import emulator
+from crsky.inference import emulator
+from crsky.io import tables
 
 SIGMA = np.array([0.25, 0.5, 1.0, 2.0, 4.0])
 RL = np.array([0.05, 0.1, 0.2])
@@ -61,7 +62,7 @@ def test_pchip_gradient_matches_scipy_derivative():
 
 
 def test_load_and_evaluate_2d_table(tmp_path):
-    emu = emulator.load_emulator(write_table(tmp_path / "emu.csv"))
+    emu = tables.load_emulator(write_table(tmp_path / "emu.csv"))
     assert emu.ratio.shape == (5, 3, 8)
     # numpy, not JAX, arrays: loading must not start JAX (crsky infer sets the device count after)
     for array in (emu.sigma, emu.rl_over_lc, emu.ell, emu.ratio, emu.error):
@@ -84,7 +85,7 @@ def test_load_and_evaluate_2d_table(tmp_path):
 
 
 def test_single_rl_table_and_ell_index(tmp_path):
-    emu = emulator.load_emulator(write_table(tmp_path / "emu.csv", rl=[0.1]))
+    emu = tables.load_emulator(write_table(tmp_path / "emu.csv", rl=[0.1]))
     ratio, _ = emulator.evaluate(emu, 2.0)
     np.testing.assert_allclose(ratio, synthetic_ratio(2.0, 0.1, ELL), rtol=1e-13)
     np.testing.assert_array_equal(emu.ell_index([2, 5]), [1, 4])
@@ -103,13 +104,14 @@ def test_loader_errors(tmp_path, edit, message):
     path = write_table(tmp_path / "emu.csv")
     path.write_text(edit(path.read_text()))
     with pytest.raises(ValueError, match=message):
-        emulator.load_emulator(path)
+        tables.load_emulator(path)
 
 
 def test_build_table_from_simulations_round_trips(tmp_path):
     """A tiny σ grid of real back-tracking runs -> a table that load_emulator accepts."""
-    from crsky.emulator import build_table, load_emulator
-    from crsky.ensemble import SimulationConfig
+    from crsky.io.tables import load_emulator
+    from crsky.pipelines.ensemble import SimulationConfig
+    from crsky.pipelines.tabulate import build_table
 
     base = SimulationConfig(nside=2, realisations=3, modes=16, t_omega_max=20.0, n_times=2,
                             dtype="float64")
@@ -128,7 +130,7 @@ def test_build_table_from_simulations_round_trips(tmp_path):
 
 def test_jackknife_error_of_a_mean_is_the_standard_error():
     """For a statistic linear in the realisations the jackknife equals std/sqrt(n)."""
-    from crsky.emulator import _subset
+    from crsky.pipelines.tabulate import _subset
 
     x = np.random.default_rng(0).normal(size=(7, 3))
     run = {"rr_mean": x, "indices": np.arange(7)}
@@ -140,7 +142,8 @@ def test_jackknife_error_of_a_mean_is_the_standard_error():
 def test_spectrum_shape_jackknife_computes_one_orientation(tmp_path, monkeypatch):
     """Ĉ_l/Ĉ_1 and its leave-one-out jackknife error equal a direct numpy jackknife over the
     two-orientation statistics, while only the requested orientation is computed."""
-    from crsky import ensemble, runfile
+    from crsky.io import runfile
+    from crsky.pipelines import ensemble, tabulate
 
     config = ensemble.SimulationConfig(nside=2, realisations=4, modes=16, t_omega_max=20.0,
                                        n_times=2, dtype="float64")
@@ -158,7 +161,7 @@ def test_spectrum_shape_jackknife_computes_one_orientation(tmp_path, monkeypatch
                         lambda *a, **k: calls.append(1) or original(*a, **k))
     for orientation in ("parallel", "perpendicular"):
         calls.clear()
-        ratio, error = emulator.spectrum_shape(run, orientation)
+        ratio, error = tabulate.spectrum_shape(run, orientation)
         assert len(calls) == 1 + 4  # the full ensemble and each leave-one-out subset
         expected = shape(run, orientation)
         loo = np.stack([
@@ -171,7 +174,7 @@ def test_spectrum_shape_jackknife_computes_one_orientation(tmp_path, monkeypatch
         np.testing.assert_allclose(error, jackknife, rtol=1e-10)
         assert np.all(error[2:] > 0)
     with pytest.raises(ValueError, match="orientation"):
-        emulator.spectrum_shape(run, "diagonal")
+        tabulate.spectrum_shape(run, "diagonal")
 
 
 # --- least-squares fit in ln σ (degree set) ---------------------------------------------------
@@ -198,7 +201,7 @@ def noisy_table(tmp_path, rng, slope=0.4, n_sigma=7, rl=(0.1,)):
 
 
 def test_fit_matches_polyfit_with_propagated_error(tmp_path):
-    emu = emulator.load_emulator(noisy_table(tmp_path, np.random.default_rng(1)), degree=2)
+    emu = tables.load_emulator(noisy_table(tmp_path, np.random.default_rng(1)), degree=2)
     x = np.log(emu.sigma)
     s = 0.83
     ratio, error = emulator.evaluate(emu, s)
@@ -215,7 +218,7 @@ def test_fit_matches_polyfit_with_propagated_error(tmp_path):
 
 
 def test_fit_quality_chi2_is_the_polyfit_residual_sum(tmp_path):
-    emu = emulator.load_emulator(noisy_table(tmp_path, np.random.default_rng(5)), degree=1)
+    emu = tables.load_emulator(noisy_table(tmp_path, np.random.default_rng(5)), degree=1)
     x, expected = np.log(emu.sigma), 0.0
     for j in range(2, 6):  # l = 3 ... 6
         y, w = emu.ratio[:, 0, j], 1 / emu.error[:, 0, j]
@@ -227,7 +230,7 @@ def test_fit_quality_chi2_is_the_polyfit_residual_sum(tmp_path):
 
 
 def test_fit_is_clamped_to_the_sigma_grid(tmp_path):
-    emu = emulator.load_emulator(noisy_table(tmp_path, np.random.default_rng(6)), degree=2)
+    emu = tables.load_emulator(noisy_table(tmp_path, np.random.default_rng(6)), degree=2)
     for outside, edge in ((0.3, 0.5), (3.0, 2.0)):
         for k in (0, 1):
             np.testing.assert_array_equal(emulator.evaluate(emu, outside)[k],
@@ -245,8 +248,11 @@ def test_fit_in_float32(tmp_path):
     path = noisy_table(tmp_path, np.random.default_rng(7))
     code = f"""
 import jax, jax.numpy as jnp, numpy as np
-from crsky import emulator
-emu = emulator.load_emulator({str(path)!r}, degree=2)
+from crsky.inference import emulator
+from crsky.io import tables
+from crsky.pipelines import tabulate
+from crsky.io import tables
+emu = tables.load_emulator({str(path)!r}, degree=2)
 ratio, error = jax.jit(lambda s: emulator.evaluate(emu, s))(jnp.float32(0.8))
 grad = jax.grad(lambda s: jnp.sum(jnp.concatenate(emulator.evaluate(emu, s))))(jnp.float32(0.8))
 assert ratio.dtype == jnp.float32 and np.isfinite(grad)
@@ -255,13 +261,13 @@ print(json.dumps([np.asarray(ratio, float).tolist(), np.asarray(error, float).to
     out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True,
                          text=True, check=True)
     ratio32, error32 = (np.array(a) for a in json.loads(out.stdout))
-    ratio64, error64 = emulator.evaluate(emulator.load_emulator(path, degree=2), 0.8)
+    ratio64, error64 = emulator.evaluate(tables.load_emulator(path, degree=2), 0.8)
     np.testing.assert_allclose(ratio32, ratio64, rtol=1e-5)
     np.testing.assert_allclose(error32, error64, rtol=1e-5)
 
 
 def test_fit_is_differentiable_in_sigma(tmp_path):
-    emu = emulator.load_emulator(noisy_table(tmp_path, np.random.default_rng(2)), degree=1)
+    emu = tables.load_emulator(noisy_table(tmp_path, np.random.default_rng(2)), degree=1)
     for k in (0, 1):  # ratio and error, central differences with h = 1e-6
         f = lambda s, k=k: emulator.evaluate(emu, s)[k][3]  # noqa: E731
         fd = (f(0.9 + 1e-6) - f(0.9 - 1e-6)) / 2e-6
@@ -273,15 +279,15 @@ def test_fit_is_differentiable_in_sigma(tmp_path):
 def test_fit_quality_accepts_the_true_degree_and_rejects_too_low(tmp_path):
     """The truth is linear in ln σ: degree 1 fits (χ² ~ dof), degree 0 (no σ dependence) not."""
     path = noisy_table(tmp_path, np.random.default_rng(3), slope=0.6, n_sigma=9)
-    good = emulator.fit_quality(emulator.load_emulator(path, degree=1))
-    bad = emulator.fit_quality(emulator.load_emulator(path, degree=0))
+    good = emulator.fit_quality(tables.load_emulator(path, degree=1))
+    bad = emulator.fit_quality(tables.load_emulator(path, degree=0))
     assert good["dof"] == 7 * 7 and bad["dof"] == 7 * 8
     assert good["p_value"] > 0.01 and bad["p_value"] < 1e-6
 
 
 def test_fit_on_a_2d_table_is_fit_along_sigma_then_pchip_along_rl(tmp_path):
     path = noisy_table(tmp_path, np.random.default_rng(4), rl=RL)
-    emu = emulator.load_emulator(path, degree=1)
+    emu = tables.load_emulator(path, degree=1)
     s, r = 1.3, 0.07
     along_sigma, error_along_sigma = np.ones((len(RL), len(ELL))), np.zeros((len(RL), len(ELL)))
     v = np.array([np.log(s), 1.0])
@@ -305,7 +311,7 @@ def test_fit_on_a_2d_table_is_fit_along_sigma_then_pchip_along_rl(tmp_path):
 ])
 def test_bad_degree_is_rejected(tmp_path, degree, message):
     with pytest.raises(ValueError, match=message):
-        emulator.load_emulator(write_table(tmp_path / "emu.csv"), degree=degree)
+        tables.load_emulator(write_table(tmp_path / "emu.csv"), degree=degree)
 
 
 def test_fit_needs_noisy_columns_and_two_sigmas(tmp_path):
@@ -313,15 +319,15 @@ def test_fit_needs_noisy_columns_and_two_sigmas(tmp_path):
     exact.write_text(re.sub(r"^([0-9][^\n]*),[^,\n]+$", r"\1,0.0", exact.read_text(),
                             flags=re.M))
     with pytest.raises(ValueError, match="every error in the table is 0"):
-        emulator.load_emulator(exact, degree=1)
+        tables.load_emulator(exact, degree=1)
     with pytest.raises(ValueError, match="a fit needs at least 2 sigma values, the table has 1"):
-        emulator.load_emulator(write_table(tmp_path / "one.csv", sigma=[1.0]), degree=0)
+        tables.load_emulator(write_table(tmp_path / "one.csv", sigma=[1.0]), degree=0)
 
 
 def test_fit_rejects_columns_with_some_zero_errors(tmp_path):
     path = write_table(tmp_path / "emu.csv")
     path.write_text(re.sub(r"^(0.25,0.1,3,[^,]+),[^,\n]+$", r"\1,0.0", path.read_text(),
                            flags=re.M))
-    emulator.load_emulator(path)  # interpolation does not mind
+    tables.load_emulator(path)  # interpolation does not mind
     with pytest.raises(ValueError, match="rl_over_lc = 0.1, ell = 3 some are 0"):
-        emulator.load_emulator(path, degree=1)
+        tables.load_emulator(path, degree=1)

@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from crsky import runfile
-from crsky.ensemble import SimulationConfig, run_ensemble
+from crsky.io import runfile
+from crsky.pipelines.ensemble import SimulationConfig, run_ensemble
 
 SMALL = dict(nside=2, realisations=3, modes=16, t_omega_max=5.0, n_times=3, dtype="float64")
 
@@ -30,7 +30,7 @@ def assert_same_realisations(a, b):
 
 
 def test_summarise_computes_the_diffusion_tensor_once(tmp_path, monkeypatch):
-    from crsky import ensemble
+    from crsky.pipelines import ensemble
 
     run_small(tmp_path / "run.h5")
     run = runfile.load(tmp_path / "run.h5")
@@ -45,7 +45,7 @@ def test_summarise_computes_the_diffusion_tensor_once(tmp_path, monkeypatch):
 
 
 def test_anisotropy_returns_the_requested_orientations(tmp_path):
-    from crsky import ensemble
+    from crsky.pipelines import ensemble
 
     run_small(tmp_path / "run.h5")
     run = runfile.load(tmp_path / "run.h5")
@@ -156,7 +156,7 @@ def test_realisations_per_call_is_part_of_the_configuration(tmp_path):
 
 
 def test_compiled_once_and_timed_without_compilation(tmp_path, monkeypatch):
-    from crsky import ensemble
+    from crsky.pipelines import ensemble
 
     calls = []
 

@@ -12,7 +12,7 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from crsky.fitting import fit_laplace
+from crsky.inference.fitting import fit_laplace
 
 Y = np.array([1.2, 0.7, 1.9, 1.4, 0.3, 1.1])
 

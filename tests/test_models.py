@@ -2,7 +2,7 @@
 
 References: each model's log joint density against the same density written independently with
 scipy.stats (1e-10 relative, float64 round-off of sums); the beam forward model against the
-asymptotic formulas of PHYSICS.md §A; the BGK mean against crsky.bgk directly.
+asymptotic formulas of PHYSICS.md §A; the BGK mean against crsky.physics.bgk directly.
 """
 
 import math
@@ -14,7 +14,8 @@ from numpyro.infer.util import log_density
 from scipy import stats
 from test_emulator import synthetic_ratio, write_table
 
-from crsky import data, emulator, models
+from crsky.inference import data, models
+from crsky.io import tables
 
 
 def table(rows):
@@ -108,7 +109,7 @@ def test_beam_data_errors():
 
 def test_sigma_model_log_density_matches_scipy(tmp_path):
     """SYNTHETIC emulator (tests only): log joint = priors + Gaussian with cv + noise + sim var."""
-    emu = emulator.load_emulator(write_table(tmp_path / "emu.csv"))
+    emu = tables.load_emulator(write_table(tmp_path / "emu.csv"))
     spec = models.spectrum_data(SPEC_TABLE, 1, 8)
     params = models.spectrum_sigma_parameters(spec, emu)
     assert list(params) == ["sigma", "c1", "rl_over_lc", "noise_HAWC"]
@@ -131,7 +132,7 @@ def test_sigma_model_log_density_matches_scipy(tmp_path):
 
 
 def test_sigma_model_rejects_ell_outside_the_emulator(tmp_path):
-    emu = emulator.load_emulator(write_table(tmp_path / "emu.csv", ell=np.arange(1, 6)))
+    emu = tables.load_emulator(write_table(tmp_path / "emu.csv", ell=np.arange(1, 6)))
     spec = models.spectrum_data(SPEC_TABLE, 1, 8)
     with pytest.raises(ValueError, match=r"emulator table has no ell \[6, 7, 8\]"):
         models.spectrum_sigma_parameters(spec, emu)
@@ -149,9 +150,10 @@ BEAM_POINT = {"l_pc": 0.5, "b0_ugauss": 3.0, "va_over_c": 1e-4, "alpha": 1e-3, "
 
 
 def test_eigen_resolution_matches_the_converged_solver():
-    """Reference: crsky.beam.observables at degree 15, 10 layers (converged to ~1e-8); the model's
+    """Reference: crsky.physics.beam.observables at degree 15, 10 layers (converged to ~1e-8); the
+    model's
     cheaper resolution must agree to 2.5e-3 relative (its log-errors are >= 0.3)."""
-    from crsky import beam
+    from crsky.physics import beam
 
     for eps in (1e-5, 2e-3, 1.9e-2):
         for delta in (3e-5, 3e-4):
@@ -164,10 +166,11 @@ def test_eigen_resolution_matches_the_converged_solver():
 
 @pytest.mark.parametrize("l_pc", [0.1, 0.5, 5.0])
 def test_asymptotic_forward_is_crsky_beam_asymptotics(l_pc):
-    """The fast path equals crsky.beam.observables' asymptotic fields (same formulas, no solve;
+    """The fast path equals crsky.physics.beam.observables' asymptotic fields (same formulas, no
+    solve;
     1e-12) and its excess lies within 6 % of the eigen value (PHYSICS.md §A matched
     asymptotics, checked here over the prior's range of ε)."""
-    from crsky import beam
+    from crsky.physics import beam
 
     point = BEAM_POINT | {"l_pc": l_pc}
     fast = models.beam_predictions(point, "asymptotic")
@@ -226,9 +229,10 @@ def test_beam_model_truncates_eps_without_nan_gradients():
 
 @pytest.mark.parametrize("error_model", models.ERROR_MODELS)
 def test_spectrum_p_log_density_matches_scipy(error_model):
-    """Mean from crsky.bgk.cl (eq. 4.7); errors cosmic variance + noise (free for HAWC) or the
+    """Mean from crsky.physics.bgk.cl (eq. 4.7); errors cosmic variance + noise (free for HAWC) or
+    the
     table's; priors uniform / log-uniform (scipy.stats, 1e-10)."""
-    from crsky import bgk
+    from crsky.physics import bgk
 
     spec = models.spectrum_data(SPEC_TABLE, 1, 8)
     priors = models.resolve_priors(models.spectrum_p_parameters(spec, error_model), None)
@@ -253,7 +257,7 @@ def test_q1_is_the_delta_i_amplitude_4pi_squared_q1_over_nu0():
     K = κ 1 the model's C_1 is the standard dipole 4π |K ∇n/n|² of δI (eq. 1.1)."""
     import jax.numpy as jnp
 
-    from crsky import bgk
+    from crsky.physics import bgk
 
     doc = models.spectrum_p_parameters(models.spectrum_data(SPEC_TABLE, 1, 8), "table")["q1"].doc
     assert "(4 pi)^2 Q1 / nu0" in doc

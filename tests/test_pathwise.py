@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crsky import pathwise, sky, spectra
+from crsky.physics import pathwise, sky, spectra
 
 TAU = np.array([1.0, 3.0, 5.0])  # short back-tracking times, tOmega <= 5
 K = jnp.diag(jnp.array([0.05, 0.05, 0.3]))  # fixed K in the Liouville map, Lc c

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crsky.tracing import Boris, LorentzForce, backtrack, healpix_directions
-from crsky.turbulence import cos_turns, sample_modes, turbulent_field
+from crsky.physics.tracing import Boris, LorentzForce, backtrack, healpix_directions
+from crsky.physics.turbulence import cos_turns, sample_modes, turbulent_field
 
 EPS32 = float(np.finfo(np.float32).eps)
 

@@ -1,4 +1,4 @@
-"""Pitch-angle eigenproblem, beam paper eq. (8): crsky.pitch_angle.
+"""Pitch-angle eigenproblem, beam paper eq. (8): crsky.physics.pitch_angle.
 
 References: the converged eigenvalues of PHYSICS.md §A (Legendre–Galerkin and finite elements),
 the Frobenius relations at μ = 1, the μ → −μ symmetry of eq. (8), a refined grid of the same
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crsky import pitch_angle as pa
+from crsky.physics import pitch_angle as pa
 
 EPS, DELTA = 2.1e-3, 1e-4
 

@@ -1,9 +1,10 @@
-"""crsky.plotting: the figures build from statistics dicts and save as PNG (no pixel reference)."""
+"""crsky.plotting.spectra: the figures build from statistics dicts and save as PNG (no pixel
+reference)."""
 
 import numpy as np
 import pytest
 
-from crsky import plotting
+from crsky.plotting import spectra as plotting
 
 
 def fake_stats(scale: float) -> dict:

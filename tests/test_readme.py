@@ -58,7 +58,7 @@ def test_simulate_parameters_table_lists_every_key_and_flag():
     import dataclasses
 
     from crsky.cli.simulate import FLAGS
-    from crsky.ensemble import SimulationConfig
+    from crsky.pipelines.ensemble import SimulationConfig
 
     section = README.split("### `crsky simulate` parameters", 1)[1].split("\n## ", 1)[0]
     cells = [[c.strip() for c in line.strip().strip("|").split("|")]

@@ -1,6 +1,7 @@
 """Parameter recovery of spectrum -> p (simulation-based-calibration style, reduced).
 
-Reference: the truth itself. 20 mock IceCube + HAWC tables (crsky.data.mock_cl_table at the real
+Reference: the truth itself. 20 mock IceCube + HAWC tables (crsky.inference.data.mock_cl_table at
+the real
 f_sky and N, truth p = 0.5, Q1 = 1e-6) are each sampled with short NUTS chains; the 95 %
 interval must cover p in >= 90 % of them (binomial: P(<= 17 of 20 | 0.95) = 7.5 %, so a
 calibrated posterior fails this rarely; the seeds are fixed, so the test is deterministic), and
@@ -17,14 +18,15 @@ import numpy as np
 import pytest
 from numpyro.infer import MCMC, NUTS
 
-from crsky import data, models
+from crsky.inference import data, models
+from crsky.io import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 def test_spectrum_p_recovery_coverage_and_bias():
-    experiments = list(data.load_experiments(ROOT / "data" / "cl_experiments.toml").values())
+    experiments = list(tables.load_experiments(ROOT / "data" / "cl_experiments.toml").values())
     first = data.mock_cl_table(0.5, 1e-6, experiments, seed=0)
     base = models.spectrum_data(first, 1, int(first.ell.max()))
     priors = models.resolve_priors(models.spectrum_p_parameters(base), None)

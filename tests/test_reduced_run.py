@@ -29,7 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crsky import ensemble, runfile, sky
+from crsky.io import runfile
+from crsky.physics import sky
+from crsky.pipelines import ensemble
 
 
 def _run(tmp_path_factory, **fields) -> dict:

@@ -14,7 +14,9 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 
-from crsky import sampling
+from crsky.inference import sampling
+from crsky.io.posterior import write_posterior
+from crsky.plotting import posterior
 
 Y = np.array([1.2, 0.7, 1.9, 1.4, 0.3, 1.1])
 
@@ -75,16 +77,17 @@ def test_thresholds_validation():
         sampling.Thresholds(max_divergences=-1)
 
 
-def test_write_outputs_round_trip(idata, tmp_path):
+def test_posterior_files_round_trip(idata, tmp_path):
     summary = {"parameters": sampling.summarize(idata)}
-    paths = sampling.write_outputs(idata, summary, tmp_path / "run", ["mu"])
+    paths = write_posterior(idata, summary, tmp_path / "run")
+    paths |= posterior.save_figures(idata, ["mu"], tmp_path / "run")
     back = az.from_netcdf(paths["posterior"])
     np.testing.assert_array_equal(back.posterior["mu"].values, idata.posterior["mu"].values)
     assert json.loads(paths["summary"].read_text()) == json.loads(json.dumps(summary))
     for kind in ("trace", "corner"):
         assert paths[kind].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(FileExistsError):
-        sampling.write_outputs(idata, summary, tmp_path / "run", ["mu"])
+        write_posterior(idata, summary, tmp_path / "run")
 
 
 def hand_made(median, lower, upper):
@@ -109,12 +112,12 @@ TITLES = [
 
 @pytest.mark.parametrize("interval, expected", TITLES)
 def test_interval_title_hand_made_samples(interval, expected):
-    assert sampling._interval_title("x", hand_made(*interval)) == expected
+    assert posterior._interval_title("x", hand_made(*interval)) == expected
 
 
 def test_corner_diagonal_titles_give_median_and_68_percent_interval():
     samples = {"l_pc": hand_made(0.5123, 0.1234, 0.1456), "q1": hand_made(3.1e-6, 4.2e-7, 5.3e-7)}
-    fig = sampling.corner_figure(samples)
+    fig = posterior.corner_figure(samples)
     axes = np.asarray(fig.axes).reshape(2, 2)
     assert axes[0, 0].get_title() == "l_pc = $0.512_{-0.12}^{+0.15}$"
     assert axes[1, 1].get_title() == r"q1 = $(3.10_{-0.42}^{+0.53}) \times 10^{-6}$"

@@ -17,17 +17,18 @@ import h5py
 import numpy as np
 import pytest
 
-from crsky import runfile
-from crsky.ensemble import SimulationConfig, run_ensemble
-from crsky.sharding import host_indices, merge_runfiles
+from crsky.io import runfile
+from crsky.io.runfile import merge_runfiles
+from crsky.pipelines.ensemble import SimulationConfig, run_ensemble
+from crsky.pipelines.sharding import host_indices
 
 SCRIPT = textwrap.dedent(
     """
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_enable_x64", True)
-    from crsky.sharding import device_mesh, shard_trajectories
-    from crsky.tracing import backtrack, healpix_directions
-    from crsky.turbulence import sample_modes, stack_modes
+    from crsky.pipelines.sharding import device_mesh, shard_trajectories
+    from crsky.physics.tracing import backtrack, healpix_directions
+    from crsky.physics.turbulence import sample_modes, stack_modes
 
     assert jax.device_count() == 4
     t = np.array([0.5, 3.0])
@@ -109,7 +110,7 @@ def _split(single, paths, owner):
 
 def test_merge_runfiles_equals_single_host(tmp_path):
     # reference: the single-host run file; per-host files hold realisation i on host i mod 2
-    # (readers open without HDF5 locks, as crsky.runfile does)
+    # (readers open without HDF5 locks, as crsky.io.runfile does)
     single = tmp_path / "single.h5"
     run_ensemble(SimulationConfig(**SMALL), single, progress=False)
     hosts = [tmp_path / f"host{p}.h5" for p in range(2)]

@@ -1,4 +1,5 @@
-"""crsky.sky: Liouville mapping (rel.-diffusion paper eq. (2.1)) and per-realisation summaries."""
+"""crsky.physics.sky: Liouville mapping (rel.-diffusion paper eq. (2.1)) and per-realisation
+summaries."""
 
 import healpy as hp
 import jax
@@ -6,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crsky import sky, spectra
+from crsky.io import fits
+from crsky.physics import sky, spectra
 
 NSIDE = 8
 NPIX = 12 * NSIDE**2
@@ -94,10 +96,10 @@ def test_write_fits_round_trip(tmp_path):
     # Reference: healpy.read_map reads back the RING maps bit for bit.
     r, p = random_trajectories(n_times=2, seed=4)
     maps = np.asarray(sky.relative_intensity(r, p, np.array([0, 0, 1.0]), np.eye(3)))
-    path = sky.write_fits(tmp_path / "dI.fits", maps)
+    path = fits.write_fits(tmp_path / "dI.fits", maps)
     np.testing.assert_array_equal(hp.read_map(path, field=None, nest=False), maps)
     with pytest.raises(OSError):
-        sky.write_fits(path, maps)
+        fits.write_fits(path, maps)
 
 
 def test_bad_input_raises():
@@ -118,4 +120,4 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="lmax"):
         sky.realisation_summary(r, p, lmax=0)
     with pytest.raises(ValueError, match="maps"):
-        sky.write_fits("unused.fits", np.zeros(100))
+        fits.write_fits("unused.fits", np.zeros(100))

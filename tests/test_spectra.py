@@ -1,4 +1,5 @@
-"""crsky.spectra: HEALPix a_lm and C_l, JAX path against healpy, scipy and analytic spectra."""
+"""crsky.physics.spectra: HEALPix a_lm and C_l, JAX path against healpy, scipy and analytic
+spectra."""
 
 import healpy as hp
 import jax
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import sph_harm_y
 
-from crsky import spectra
+from crsky.physics import spectra
 
 NSIDES = (8, 16)
 

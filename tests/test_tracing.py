@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from crsky.tracing import backtrack, healpix_directions, log_times
-from crsky.turbulence import sample_modes, stack_modes
+from crsky.physics.tracing import backtrack, healpix_directions, log_times
+from crsky.physics.turbulence import sample_modes, stack_modes
 
 R_L = 0.1
 

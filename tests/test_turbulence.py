@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crsky.turbulence import magnetic_field, sample_modes, stack_modes, turbulent_field
+from crsky.physics.turbulence import magnetic_field, sample_modes, stack_modes, turbulent_field
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_same_key_same_field_with_and_without_x64():
     # field for the same key as this one (x64 on, see conftest): the random numbers are float32
     code = (
         "import jax, jax.numpy as jnp, numpy as np, sys; assert not jax.config.jax_enable_x64;"
-        "from crsky.turbulence import sample_modes;"
+        "from crsky.physics.turbulence import sample_modes;"
         "m = sample_modes(jax.random.PRNGKey(7), 16, 1.0, dtype=jnp.float32);"
         "np.save(sys.stdout.buffer, np.concatenate([m.k.ravel(), m.amplitude.ravel(), m.phase]))"
     )

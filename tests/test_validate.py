@@ -51,7 +51,7 @@ def test_traced_values_pass_under_jit_and_grad(check, extra):
 def test_float64_requirement_is_enforced_at_the_boundary():
     """Without jax_enable_x64 the eigen solver would silently return λ1 ≈ 504 instead of
     14.5 (float32); it must refuse instead."""
-    from crsky import pitch_angle
+    from crsky.physics import pitch_angle
 
     jax.config.update("jax_enable_x64", False)
     try:

@@ -2,10 +2,11 @@
 
 The layout follows the data:
 
-- :mod:`crsky.turbulence`  synthetic Kolmogorov turbulence (sum of random plane waves)
-- :mod:`crsky.tracing`     Lorentz-force back-tracking with diffrax (adaptive Tsit5 or Boris)
-- :mod:`crsky.diffusion`   running diffusion tensor K_ij(T) from an ensemble
-- :mod:`crsky.ensemble`    streamed, resumable ensembles of field realisations (run files)
+- :mod:`crsky.physics.turbulence`  synthetic Kolmogorov turbulence (sum of random plane waves)
+- :mod:`crsky.physics.tracing`     Lorentz-force back-tracking with diffrax (adaptive Tsit5 or
+  Boris)
+- :mod:`crsky.physics.diffusion`   running diffusion tensor K_ij(T) from an ensemble
+- :mod:`crsky.pipelines.ensemble`    streamed, resumable ensembles of field realisations (run files)
 
 Units throughout the simulation side (relative-diffusion paper, section 3): lengths in the
 turbulence correlation length ``Lc``, magnetic field in the regular field ``B0``, time in

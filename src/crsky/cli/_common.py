@@ -3,7 +3,7 @@
 import json
 import sys
 
-from crsky.io import load_toml, to_builtin, toml_key_lines
+from crsky.io.text import load_toml, to_builtin, toml_key_lines
 
 __all__ = ["dispatch", "load_toml", "print_json", "toml_key_lines"]
 

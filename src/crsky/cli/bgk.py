@@ -20,8 +20,9 @@ def run(args) -> int:
     import jax
     import jax.numpy as jnp
 
-    from crsky import _validate, bgk
+    from crsky import _validate
     from crsky.cli._common import print_json
+    from crsky.physics import bgk
 
     _validate.open_interval("p", args.p, 0.0, 1.0)
     _validate.positive_int("lmax", args.lmax)

@@ -26,8 +26,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crsky import runfile
-    from crsky.data import cl_table_from_run, write_cl_table
+    from crsky.io import runfile
+    from crsky.io.tables import write_cl_table
+    from crsky.pipelines.tabulate import cl_table_from_run
 
     if Path(args.out).exists():
         raise ValueError(f"out {args.out!r} exists; remove it first")

@@ -9,13 +9,12 @@ import json
 import time
 from pathlib import Path
 
-# Embedded defaults: the reduced relative-diffusion configuration (configs/reduced.toml).
-SIMULATION = dict(nside=8, realisations=8, modes=128, sigma2=1.0, r_larmor=0.1,
-                  lambda_min=0.01, lambda_max=100.0, t_omega_min=1.0, t_omega_max=300.0,
-                  n_times=10, solver="boris", dtype="float32", seed=0)
+# Embedded defaults: the built-in reduced configuration and the MILAGRO run file.
+SIMULATION = "reduced"
+QUICK = dict(nside=4, realisations=4, modes=32, t_omega_max=50.0, n_times=5)
+BEAM_RUN = "milagro_beam"
 # The beam paper's anchor: Δϑ = 10° → ε = Δϑ²/j1² ≈ 2.1e-3 (PHYSICS.md §A), δ = V_A/c = 1e-4.
 BEAM = dict(width_deg=10.0, delta=1e-4)
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def register(subparsers) -> None:
@@ -56,13 +55,13 @@ def fit_p(stats: dict, ell_max: int) -> dict:
 
     Data: ``Ĉ_ℓ`` for 1 ≤ ℓ ≤ ``ell_max`` with the standard error over realisations
     (``error_model="table"``); model: rel.-diffusion paper eq. (4.7) via
-    :func:`crsky.models.spectrum_p_model`.
+    :func:`crsky.inference.models.spectrum_p_model`.
     """
     import numpy as np
 
-    from crsky import models
-    from crsky.data import ClTable
-    from crsky.fitting import fit_laplace
+    from crsky.inference import models
+    from crsky.inference.data import ClTable
+    from crsky.inference.fitting import fit_laplace
 
     ell = np.arange(1, ell_max + 1)
     cl = np.asarray(stats["cl_hat"][-1])[ell]
@@ -87,17 +86,22 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import numpy as np
 
-    from crsky import beam, runfile
-    from crsky.cli.infer import build
+    from crsky import resources
     from crsky.cli.plot import draw_run
-    from crsky.ensemble import SimulationConfig, anisotropy, run_ensemble
-    from crsky.sampling import SamplerConfig, run_nuts, summarize, write_outputs
+    from crsky.inference.sampling import SamplerConfig, run_nuts, summarize
+    from crsky.io import runfile
+    from crsky.io.posterior import write_posterior
+    from crsky.io.text import load_toml
+    from crsky.physics import beam
+    from crsky.pipelines.ensemble import SimulationConfig, anisotropy, run_ensemble
+    from crsky.pipelines.inference import build
+    from crsky.plotting.beam import plot_beam_eigenfunction
+    from crsky.plotting.posterior import save_figures
 
     out = fresh_folder(args.out)
     print(f"crsky demo: writing the report to {out}/")
-    config = SimulationConfig(**(SIMULATION | (dict(nside=4, realisations=4, modes=32,
-                                                    t_omega_max=50.0, n_times=5)
-                                               if args.quick else {})))
+    values = load_toml(resources.resolve("config", SIMULATION))
+    config = SimulationConfig.from_dict(values | (QUICK if args.quick else {}))
     rows = []
 
     t0 = _step(1, f"back-tracking {config.realisations} realisations x {12 * config.nside**2} "
@@ -134,20 +138,20 @@ def run(args: argparse.Namespace) -> int:
              ("fractional excess (eigenfunction / asymptotic)",
               f"{float(obs['fractional_excess']):.3f} / "
               f"{float(obs['fractional_excess_asymptotic']):.3f}")]
-    fig = beam.plot_beam_eigenfunction(eps, BEAM["delta"])
+    fig = plot_beam_eigenfunction(eps, BEAM["delta"])
     figures["beam_eigenfunction"] = out / "beam_eigenfunction.png"
     fig.savefig(figures["beam_eigenfunction"], dpi=110, bbox_inches="tight")
     print(f"      {time.perf_counter() - t0:.0f} s")
 
     t0 = _step(5, "posterior of the turbulence scale l from the MILAGRO beam (NUTS)")
-    setup = build(ROOT / "inference" / "milagro_beam.toml")
+    setup = build(BEAM_RUN)
     sampler = SamplerConfig(chains=2, warmup=150 if args.quick else 400,
                             samples=150 if args.quick else 500, seed=0)
     idata = run_nuts(setup["model"], setup["kwargs"] | {"forward": "asymptotic"}
                      if args.quick else setup["kwargs"], sampler)
     posterior = summarize(idata)
-    paths = write_outputs(idata, {"parameters": posterior}, out / "posterior_l",
-                          setup["sampled"])
+    paths = write_posterior(idata, {"parameters": posterior}, out / "posterior_l")
+    paths |= save_figures(idata, setup["sampled"], out / "posterior_l")
     figures["corner_l"] = paths["corner"]
     l_post = posterior["l_pc"]
     rows.append(("turbulence scale l [pc] (beam paper: ~1 pc)",

@@ -23,8 +23,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import jax
 
-    from crsky import beam, pitch_angle
     from crsky.cli._common import print_json
+    from crsky.physics import beam, pitch_angle
 
     sol = pitch_angle.solve(args.eps, args.delta, args.u, args.profile, n_eigen=3)
     obs = beam.observables(args.eps, args.delta, args.u, args.profile)

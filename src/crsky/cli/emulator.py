@@ -12,11 +12,12 @@ def register(subparsers) -> None:
         description=(
             "Run one back-tracking ensemble per turbulence level sigma (the --config run with "
             "sigma2 replaced), and tabulate C^_l/C^_1 at the last saved time with its jackknife "
-            "error over realisations, for crsky.models.spectrum_sigma_model. Interrupted builds "
-            "resume from the run files in --runs."
+            "error over realisations, for crsky.inference.models.spectrum_sigma_model. "
+            "Interrupted builds resume from the run files in --runs."
         ),
     )
-    p.add_argument("--config", required=True, help="TOML simulation config (crsky simulate)")
+    p.add_argument("--config", required=True, metavar="NAME|TOML",
+                   help="a built-in simulation configuration (e.g. emulator) or a TOML file")
     p.add_argument("--sigmas", type=float, nargs="+", required=True,
                    help="turbulence levels sigma = <dB^2>^(1/2)/B0, increasing")
     p.add_argument("--runs", required=True, help="folder for the run files")
@@ -27,11 +28,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crsky import resources
     from crsky.cli._common import load_toml, toml_key_lines
-    from crsky.emulator import build_table
-    from crsky.ensemble import SimulationConfig
+    from crsky.pipelines.ensemble import SimulationConfig
+    from crsky.pipelines.tabulate import build_table
 
-    base = SimulationConfig.from_dict(load_toml(args.config), toml_key_lines(args.config))
+    path = resources.resolve("config", args.config)
+    base = SimulationConfig.from_dict(load_toml(path), toml_key_lines(path))
     command = "crsky " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(build_table(base, args.sigmas, args.runs, args.out, orientation=args.orientation,
                       command=command, progress=not args.no_progress))

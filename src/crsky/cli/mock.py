@@ -16,8 +16,9 @@ def register(subparsers) -> None:
             "a C_l table whose header records mock: true, the truth, the seed and this command."
         ),
     )
-    p.add_argument("--experiments", default="data/cl_experiments.toml",
-                   help="TOML file of experiments (f_sky, noise, ell_max)")
+    p.add_argument("--experiments", default="cl_experiments.toml",
+                   help="TOML file of experiments (f_sky, noise, ell_max); a bare file name is "
+                        "looked up among the built-in data tables first (default: %(default)s)")
     p.add_argument("--only", nargs="+", help="use only these experiments")
     p.add_argument("--p", type=float, required=True, help="true exponent p of nu_r, 0 < p < 1")
     p.add_argument("--q1", type=float, required=True,
@@ -31,12 +32,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from crsky.data import load_experiments, mock_cl_table, write_cl_table
+    from crsky import resources
+    from crsky.inference.data import mock_cl_table
+    from crsky.io.tables import load_experiments, write_cl_table
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
-    experiments = load_experiments(args.experiments)
+    experiments = load_experiments(resources.resolve("data", args.experiments))
     names = args.only or list(experiments)
     for name in names:
         if name not in experiments:

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 def draw(runfile_path: str | Path, out: str | Path, realisation: int = 0,
          orientation: str = "parallel", fits: bool = False) -> dict[str, Path]:
     """Load a run file and :func:`draw_run` it."""
-    from crsky import runfile
+    from crsky.io import runfile
 
     run = runfile.load(runfile_path)
     if not len(run["indices"]):
@@ -40,7 +40,8 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
              fits: bool = False, stats: dict | None = None) -> dict[str, Path]:
     """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png`` (and
     with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc) of a loaded
-    run (:func:`crsky.runfile.load`). ``stats``: its :func:`crsky.ensemble.anisotropy`, if the
+    run (:func:`crsky.io.runfile.load`). ``stats``: its
+    :func:`crsky.pipelines.ensemble.anisotropy`, if the
     caller has it already (computed here otherwise); it must hold both orientations."""
     import matplotlib
 
@@ -48,8 +49,12 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     import jax.numpy as jnp
     import numpy as np
 
-    from crsky import _validate, plotting, sky
-    from crsky.ensemble import anisotropy
+    from crsky import _validate
+    from crsky.io.fits import write_fits
+    from crsky.physics import sky
+    from crsky.pipelines.ensemble import anisotropy
+    from crsky.plotting import spectra as plotting
+    from crsky.plotting.sky import sky_map
 
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
     indices = np.asarray(run["indices"])
@@ -60,7 +65,7 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     if stats is not None and set(sky.ORIENTATIONS) - set(stats):
         raise ValueError(
             f"stats must hold both orientations {', '.join(map(repr, sky.ORIENTATIONS))} "
-            f"(crsky.ensemble.anisotropy of the run), got keys {sorted(stats)}"
+            f"(crsky.pipelines.ensemble.anisotropy of the run), got keys {sorted(stats)}"
         )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +78,7 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     figures = {
         "fig2_spectrum_vs_time": plotting.spectrum_evolution(stats),
         "fig3_spectrum_shape": plotting.spectrum_shape(stats),
-        "sky_map": plotting.sky_map(
+        "sky_map": sky_map(
             np.asarray(delta_i),
             title=rf"$\delta I$, realisation {realisation}, "
             rf"$t\Omega = {run['t_omega'][-1]:g}$, $\nabla n$ {orientation} to $B_0$",
@@ -84,7 +89,7 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
         paths[name] = out / f"{name}.png"
         fig.savefig(paths[name], dpi=110, bbox_inches="tight")
     if fits:
-        paths["sky_map_fits"] = sky.write_fits(out / "sky_map.fits", np.asarray(delta_i),
+        paths["sky_map_fits"] = write_fits(out / "sky_map.fits", np.asarray(delta_i),
                                                overwrite=True)
     return paths
 

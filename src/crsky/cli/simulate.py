@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from crsky import resources
 from crsky.cli._common import load_toml, print_json, toml_key_lines
 
 # flag -> SimulationConfig field (flags override the TOML config)
@@ -39,7 +40,9 @@ def register(subparsers) -> None:
             "HDF5 run file as soon as its call finishes. Lengths in Lc, times as t*Omega."
         ),
     )
-    p.add_argument("--config", help="TOML file with SimulationConfig keys (flags override it)")
+    p.add_argument("--config", metavar="NAME|TOML",
+                   help="a built-in configuration (reduced, paper, emulator) or a TOML file of "
+                        "SimulationConfig keys; flags override it")
     for flag, (_, kind, text) in FLAGS.items():
         p.add_argument(f"--{flag}", type=kind, help=text)
     p.add_argument("--save-trajectories", action="store_true", default=None,
@@ -54,12 +57,12 @@ def register(subparsers) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """SimulationConfig from ``--config`` and flags (flags win)."""
-    from crsky.ensemble import SimulationConfig
+    from crsky.pipelines.ensemble import SimulationConfig
 
     values, lines = {}, {}
     if args.config:
-        values = load_toml(args.config)
-        lines = toml_key_lines(args.config)
+        path = resources.resolve("config", args.config)
+        values, lines = load_toml(path), toml_key_lines(path)
     for flag, (field, _, _) in FLAGS.items():
         value = getattr(args, flag.replace("-", "_"))
         if value is not None:
@@ -70,7 +73,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from crsky.ensemble import run_ensemble
+    from crsky.pipelines.ensemble import run_ensemble
 
     config = config_from_args(args)
     summary = run_ensemble(

@@ -1,0 +1,428 @@
+"""NumPyro models: beam scale ``l``, exponent ``p`` of ``ν_r`` and turbulence level ``σ``.
+
+Each model is a plain NumPyro model function ``model(data, priors, ...)``; ``priors`` maps every
+parameter name to a :class:`Prior`. The parameters, units, physical supports and default priors
+of each model are listed by ``<model>_parameters`` and resolved against a run file's ``[priors]``
+by :func:`resolve_priors`, which rejects unknown names and priors outside the support before any
+sampling.
+
+Models (names as used by ``crsky infer``):
+
+- ``beam`` (:func:`beam_model`): MILAGRO beam width, fractional excess and cut-off momentum
+  → ``l`` (beam paper eqs. 8, 13-15), forward model through the differentiable eigen solver of
+  :mod:`crsky.physics.beam` or, switchably, its matched-asymptotic formulas; prior truncated to
+  ``ε = r_g/l < 0.02`` (the theory's ``ε ≪ 1``).
+- ``spectrum_p`` (:func:`spectrum_p_model`): ``Ĉ_l`` of one or several experiments → ``p`` and
+  amplitude ``q1 = (4π)² Q1/ν0`` of the BGK closure (rel.-diffusion paper eq. 4.7, ``ν_r = ν0
+  (1 − x)^p``, ``Q1 = K_ij ∂_i n ∂_j n/(6π n²)``; ``(4π)²`` because the spectra are of
+  ``δI = (4πf − n)/n``, :mod:`crsky.physics.bgk`), Gaussian likelihood with partial-sky cosmic
+  variance
+  plus noise (:func:`crsky.inference.data.cosmic_variance_sigma`).
+- ``spectrum_sigma`` (:func:`spectrum_sigma_model`): ``Ĉ_l`` → ``σ`` (and ``r_L/Lc``) through the
+  back-tracking emulator of :mod:`crsky.inference.emulator`, simulation error added in quadrature.
+
+Default priors (all documented assumptions; a run file may replace any of them):
+
+=================  ======  ====================================  =================================
+parameter          unit    default prior                         why
+=================  ======  ====================================  =================================
+``l_pc``           pc      log-uniform(0.01, 100)                 scale-free over 4 decades
+``b0_ugauss``      μG      log-uniform(1, 10)                     local ISM regular field
+``va_over_c``      1       log-uniform(3e-5, 3e-4)                around the beam paper's 1e-4
+``alpha``          1       log-uniform(3e-4, 3e-3)                around the beam paper's 1e-3
+``q_c``            1       uniform(4.6, 4.7)                      beam paper: q_c = 4.6-4.7
+``energy_tev``     TeV     uniform(data range, 1-2)               beam median energy (data file)
+``p``              1       uniform(0.01, 0.99)                    closure needs 0 < p < 1
+``q1``             C_l     log-uniform(1e-12, 1e-2)               scale-free amplitude (4π)² Q1/ν0
+``noise_<exp>``    C_l     log-uniform(1e-13, 1e-7)               only if the table omits N
+``sigma``          1       uniform(emulator grid)                 emulator is valid on its grid
+``rl_over_lc``     1       log-uniform(emulator grid)             only if the table has an r axis
+``c1``             C_l     log-uniform(1e-12, 1e-2)               ``Ĉ_1`` normalisation
+=================  ======  ====================================  =================================
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from crsky import _validate
+from crsky.inference.data import BEAM_OBSERVABLES, BeamObservations, ClTable, cosmic_variance_sigma
+from crsky.inference.emulator import Emulator, evaluate
+from crsky.physics import beam, bgk, pitch_angle
+
+DISTRIBUTIONS = ("uniform", "loguniform", "normal", "lognormal")
+BEAM_FORWARDS = ("eigen", "asymptotic")
+ERROR_MODELS = ("cosmic_variance", "table")
+EIGEN_DEGREE, EIGEN_LAYERS = 5, 4
+"""Resolution of the eigen solver in :func:`beam_predictions` (``crsky.physics.pitch_angle.solve``).
+
+Against the solver's converged default (degree 15, 10 layers) the fractional excess is within
+2.5e-3 relative over ε ∈ [1e-5, 0.019], δ ∈ [3e-5, 3e-4] (``tests/test_models.py``), far below
+the ≥ 0.3 log-errors of the observables, at 1/7 of the cost of the default degree 9, 6 layers.
+"""
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A one-dimensional prior.
+
+    ``dist``: ``"uniform"`` / ``"loguniform"`` (``a`` = low, ``b`` = high) or ``"normal"`` /
+    ``"lognormal"`` (``a`` = mean, ``b`` = standard deviation, of ``ln x`` for lognormal).
+    """
+
+    dist: str
+    a: float
+    b: float
+
+    def distribution(self) -> dist.Distribution:
+        """The NumPyro distribution."""
+        make = {
+            "uniform": dist.Uniform,
+            "loguniform": dist.LogUniform,
+            "normal": dist.Normal,
+            "lognormal": dist.LogNormal,
+        }[self.dist]
+        return make(self.a, self.b)
+
+    def sample(self, name: str):
+        """``numpyro.sample(name, ...)`` from this prior."""
+        return numpyro.sample(name, self.distribution())
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A model parameter: unit, open physical support ``(lo, hi)``, default prior, meaning."""
+
+    unit: str
+    support: tuple[float, float]
+    default: Prior
+    doc: str
+
+
+def _prior_from_config(name: str, config, support: tuple[float, float]) -> Prior:
+    if not isinstance(config, Mapping):
+        raise ValueError(f"prior {name!r} must be a table like {{dist = 'uniform', low = .., ..}}")
+    kind = config.get("dist")
+    _validate.one_of(f"prior {name!r} dist", kind, DISTRIBUTIONS)
+    keys = ("low", "high") if kind in ("uniform", "loguniform") else ("mean", "sd")
+    if set(config) != {"dist", *keys}:
+        raise ValueError(f"prior {name!r} ({kind}) takes exactly the keys dist, {', '.join(keys)}")
+    a, b = (config[k] for k in keys)
+    for key, value in zip(keys, (a, b), strict=True):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"prior {name!r} {key} must be a number, got {value!r}")
+        _validate.finite(f"prior {name!r} {key}", value)
+    lo, hi = support
+    if kind in ("uniform", "loguniform"):
+        if not a < b:
+            raise ValueError(f"prior {name!r}: low={a!r} must be < high={b!r}")
+        if a < lo or b > hi or (kind == "loguniform" and a <= 0):
+            raise ValueError(
+                f"prior {name!r}: [{a!r}, {b!r}] leaves the parameter's support ({lo:g}, {hi:g})"
+            )
+    else:
+        _validate.positive(f"prior {name!r} sd", b)
+        if kind == "normal" and (lo > -math.inf or hi < math.inf):
+            raise ValueError(
+                f"prior {name!r}: a normal prior leaves the support ({lo:g}, {hi:g}); use uniform, "
+                "loguniform or (for a positive parameter) lognormal"
+            )
+        if kind == "lognormal" and (lo < 0 or hi < math.inf):
+            raise ValueError(f"prior {name!r}: lognormal needs the support (0, inf)")
+    return Prior(kind, float(a), float(b))
+
+
+def resolve_priors(parameters: Mapping[str, Parameter], config: Mapping | None) -> dict:
+    """Priors for ``parameters``: the defaults, replaced by the entries of ``config``.
+
+    ``config`` maps parameter names to tables (``{dist = "loguniform", low = .., high = ..}``).
+    ``ValueError`` for an unknown name or distribution, missing/extra keys, ``low >= high``, or a
+    prior reaching outside the parameter's physical support.
+    """
+    config = dict(config or {})
+    unknown = sorted(set(config) - set(parameters))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} in priors; this model has "
+            f"{', '.join(parameters)}"
+        )
+    return {
+        name: _prior_from_config(name, config[name], par.support) if name in config else par.default
+        for name, par in parameters.items()
+    }
+
+
+# --------------------------------------------------------------------------- beam -> l
+
+
+@dataclass(frozen=True)
+class BeamData:
+    """Beam observables with their assumed errors: ``{name: (value, log_sigma)}``.
+
+    ``name`` in ``width_deg`` (deg), ``fractional_excess`` (1), ``p_bmax_tev`` (TeV/c);
+    ``log_sigma`` is the 1-sigma uncertainty of ``ln(value)``. ``energy_tev``: the beam median
+    energy range (TeV) used as the default prior of ``energy_tev``.
+    """
+
+    observed: dict
+    energy_tev: tuple[float, float]
+
+
+def beam_data(observations: BeamObservations, log_sigma: Mapping[str, float]) -> BeamData:
+    """Pair the observed values with the run's assumed ``log_sigma`` (one entry per observable
+    used; at least one). ``ValueError`` for an unknown observable or a non-positive error."""
+    unknown = sorted(set(log_sigma) - set(BEAM_OBSERVABLES))
+    if unknown or not log_sigma:
+        raise ValueError(
+            f"beam observables must be a non-empty subset of {', '.join(BEAM_OBSERVABLES)}, got "
+            f"{', '.join(map(repr, unknown or log_sigma))}"
+        )
+    observed = {}
+    for name in BEAM_OBSERVABLES:
+        if name in log_sigma:
+            _validate.positive(f"{name} log_sigma", log_sigma[name])
+            observed[name] = (getattr(observations, name), float(log_sigma[name]))
+    return BeamData(observed=observed, energy_tev=observations.energy_tev)
+
+
+def beam_parameters(data: BeamData) -> dict[str, Parameter]:
+    """Parameters of :func:`beam_model` with their default priors (module docstring)."""
+    inf = math.inf
+    return {
+        "l_pc": Parameter("pc", (0, inf), Prior("loguniform", 0.01, 100.0),
+                          "longest turbulence scale that scatters the beam"),
+        "b0_ugauss": Parameter("uG", (0, inf), Prior("loguniform", 1.0, 10.0),
+                               "regular magnetic field B0"),
+        "va_over_c": Parameter("1", (0, 1), Prior("loguniform", 3e-5, 3e-4),
+                               "Alfven speed over c, delta = V_A/c"),
+        "alpha": Parameter("1", (0, inf), Prior("loguniform", 3e-4, 3e-3),
+                           "alpha of the beam cut-off (beam paper eq. 15)"),
+        "q_c": Parameter("1", (2, inf), Prior("uniform", 4.6, 4.7),
+                         "background CR index, F_C ~ p^-q_c"),
+        "energy_tev": Parameter("TeV", (0, inf), Prior("uniform", *data.energy_tev),
+                                "beam median energy"),
+    }
+
+
+def beam_predictions(params: Mapping, forward: str = "eigen") -> dict:
+    """Predicted beam observables for a parameter dict (keys of :func:`beam_parameters`).
+
+    Returns ``eps`` and the observables ``width_deg``, ``fractional_excess``, ``p_bmax_tev``.
+    Width ``Δϑ = j1 √ε`` and cut-off (eq. 15) are closed forms in both cases; the fractional
+    excess is, for ``forward = "eigen"``, that of the eigenfunction of beam paper eq. (8) with
+    the matched ``D(μ)`` (:func:`crsky.physics.beam.observables`, resolution :data:`EIGEN_DEGREE`,
+    :data:`EIGEN_LAYERS`), for ``"asymptotic"`` the matched-asymptotic ``x/(1 + x)``,
+    ``x = λ1 b / 2`` (the ``fractional_excess_asymptotic`` of
+    :func:`crsky.physics.beam.observables`,
+    without the eigen solves; within 5 % of the eigen value for ε ≤ 0.02). Differentiable in
+    all parameters; ``ε`` must stay below :data:`crsky.physics.pitch_angle.EPS_MAX` (NaN beyond
+    ~0.1).
+    """
+    _validate.one_of("forward", forward, BEAM_FORWARDS)
+    eps = beam.eps_from_scale(params["l_pc"], params["energy_tev"], params["b0_ugauss"])
+    if forward == "eigen":
+        obs = beam.observables(eps, params["va_over_c"], 0.0, "matched",
+                               degree=EIGEN_DEGREE, layers=EIGEN_LAYERS)
+        width, excess = obs.beam_width_deg, obs.fractional_excess
+    else:
+        width = jnp.degrees(pitch_angle.J1_ZERO * jnp.sqrt(eps))  # PHYSICS.md §A: Δϑ = j1 √ε
+        # PHYSICS.md §A: Ψ_i(1) ≈ Φ(1)/(1 + λ1 b/2), so δΦ(1)/Φ(1) = x/(1 + x), x = λ1 b/2
+        x = beam.LAMBDA1_FLAT * pitch_angle.peak_width(eps) / 2
+        excess = x / (1 + x)
+    return {
+        "eps": eps,
+        "width_deg": width,
+        "fractional_excess": excess,
+        # Beam paper eq. (15).
+        "p_bmax_tev": beam.p_bmax_tev(
+            params["l_pc"], params["b0_ugauss"], params["va_over_c"], params["alpha"],
+            params["q_c"],
+        ),
+    }
+
+
+def beam_model(data: BeamData, priors: Mapping[str, Prior], forward: str = "eigen"):
+    """NumPyro model: beam observables → ``l`` (and the nuisance parameters of the beam).
+
+    Likelihood: ``ln(observed) ~ Normal(ln(predicted), log_sigma)`` for each observable in
+    ``data`` (:func:`beam_predictions`); ``eps = r_g/l`` is recorded as a deterministic site.
+    The prior is truncated to ``ε < crsky.physics.pitch_angle.EPS_MAX = 0.02`` (peak width
+    ``b = j1² ε / 2 ≤ 0.15``): the beam paper's theory needs ``ε ≪ 1`` and the eigen solver is
+    validated only there; the forward model is evaluated at a safe ``ε`` outside, so that no
+    NaN reaches the gradient.
+    """
+    params = {name: prior.sample(name) for name, prior in priors.items()}
+    eps = numpyro.deterministic(
+        "eps", beam.eps_from_scale(params["l_pc"], params["energy_tev"], params["b0_ugauss"])
+    )
+    inside = eps < pitch_angle.EPS_MAX
+    safe_l = jnp.where(inside, params["l_pc"], params["l_pc"] * eps / (0.5 * pitch_angle.EPS_MAX))
+    predicted = beam_predictions(params | {"l_pc": safe_l}, forward)
+    numpyro.factor("eps_below_eps_max", jnp.where(inside, 0.0, -jnp.inf))
+    for name, (value, log_sigma) in data.observed.items():
+        numpyro.sample(
+            f"obs_{name}", dist.Normal(jnp.log(predicted[name]), log_sigma), obs=jnp.log(value)
+        )
+
+
+# --------------------------------------------------------------------------- spectra
+
+
+@dataclass(frozen=True)
+class SpectrumData:
+    """The rows of a C_l table used by a spectrum model, as arrays of length ``n``.
+
+    ``experiment_index`` points into ``experiments``; ``noise`` (per experiment) is NaN where
+    the noise is unknown, then a free parameter ``noise_<name>``.
+    """
+
+    ell: np.ndarray
+    cl: np.ndarray
+    error: np.ndarray
+    f_sky: np.ndarray
+    experiment_index: np.ndarray
+    experiments: tuple[str, ...]
+    noise: tuple[float, ...]
+
+    @property
+    def free_noise(self) -> tuple[str, ...]:
+        """Experiments whose noise is a free parameter."""
+        return tuple(e for e, n in zip(self.experiments, self.noise, strict=True) if math.isnan(n))
+
+
+def spectrum_data(table: ClTable, ell_min: int, ell_max: int, experiments=None) -> SpectrumData:
+    """Select rows ``ell_min <= l <= ell_max`` (and the named ``experiments``, default all).
+
+    ``ValueError`` if ``ell_min < 1`` (the closure models ``l >= 1``), ``ell_max < ell_min``, the
+    range reaches beyond the selected experiments' multipoles, an experiment is not in the table,
+    or a selected experiment has fewer than 2 rows in range.
+    """
+    _validate.positive_int("ell_min", ell_min)
+    _validate.positive_int("ell_max", ell_max)
+    if ell_max < ell_min:
+        raise ValueError(f"ell_max={ell_max} must be >= ell_min={ell_min}")
+    experiments = tuple(experiments or table.experiments)
+    for name in experiments:
+        if name not in table.experiments:
+            raise ValueError(
+                f"experiment {name!r} is not in the C_l table "
+                f"(it has {', '.join(table.experiments)})"
+            )
+    chosen = np.isin(table.experiment, experiments)
+    have_min, have_max = table.ell[chosen].min(), table.ell[chosen].max()
+    if ell_min < have_min or ell_max > have_max:
+        raise ValueError(
+            f"the model's ell range [{ell_min}, {ell_max}] reaches beyond the data, which cover "
+            f"ell {have_min}..{have_max}"
+        )
+    keep = chosen & (table.ell >= ell_min) & (table.ell <= ell_max)
+    for name in experiments:
+        rows = keep & (table.experiment == name)
+        if rows.sum() < 2:
+            have = table.ell[table.experiment == name]
+            raise ValueError(
+                f"experiment {name!r} has {rows.sum()} row(s) in the model's ell range "
+                f"[{ell_min}, {ell_max}] (its table covers ell {have.min()}..{have.max()})"
+            )
+    index = np.asarray([experiments.index(e) for e in table.experiment[keep]], dtype=int)
+    noise = tuple(float(table.noise[table.experiment == e][0]) for e in experiments)
+    return SpectrumData(
+        ell=table.ell[keep], cl=table.cl[keep], error=table.error[keep], f_sky=table.f_sky[keep],
+        experiment_index=index, experiments=experiments, noise=noise,
+    )
+
+
+def _noise_parameters(data: SpectrumData, error_model: str) -> dict[str, Parameter]:
+    if error_model == "table":
+        return {}
+    return {
+        f"noise_{name}": Parameter("C_l", (0, math.inf), Prior("loguniform", 1e-13, 1e-7),
+                                   f"shot-noise level N of {name}")
+        for name in data.free_noise
+    }
+
+
+def spectrum_p_parameters(data: SpectrumData, error_model: str = "cosmic_variance") -> dict:
+    """Parameters of :func:`spectrum_p_model` with their default priors (module docstring)."""
+    return {
+        "p": Parameter("1", (0, 1), Prior("uniform", 0.01, 0.99), "exponent of nu_r ~ (1-x)^p"),
+        "q1": Parameter("C_l", (0, math.inf), Prior("loguniform", 1e-12, 1e-2),
+                        "BGK amplitude of the dI spectrum, (4 pi)^2 Q1 / nu0 with "
+                        "Q1 = K_ij d_i n d_j n / (6 pi n^2), nu_r = nu0 (1-x)^p"),
+    } | _noise_parameters(data, error_model)
+
+
+def _spectrum_likelihood(data: SpectrumData, priors, mean, extra_var, error_model: str):
+    """Gaussian likelihood of ``data.cl`` around ``mean`` (shape (n,)); noise sampled if free."""
+    _validate.one_of("error_model", error_model, ERROR_MODELS)
+    if error_model == "table":
+        sigma = jnp.asarray(data.error)
+    else:
+        noise = jnp.stack([
+            priors[f"noise_{name}"].sample(f"noise_{name}") if math.isnan(n) else jnp.asarray(n)
+            for name, n in zip(data.experiments, data.noise, strict=True)
+        ])[data.experiment_index]
+        sigma = cosmic_variance_sigma(mean, data.ell, data.f_sky, noise)
+    numpyro.sample("cl_obs", dist.Normal(mean, jnp.sqrt(sigma**2 + extra_var)), obs=data.cl)
+
+
+def spectrum_p_model(data: SpectrumData, priors: Mapping[str, Prior],
+                     error_model: str = "cosmic_variance"):
+    """NumPyro model: ``Ĉ_l`` → exponent ``p`` and amplitude ``q1`` of the BGK closure.
+
+    Mean ``C_l = crsky.physics.bgk.cl(p, l, q1) = q1 cl_shape(p, l)`` (rel.-diffusion paper eq.
+    4.7):
+    for spectra of ``δI`` the fitted ``q1`` is ``(4π)² Q1/ν0`` (``Q1`` and ``ν0`` enter only
+    through this ratio). Error per row:
+    ``"cosmic_variance"``: ``sqrt(2/((2l+1) f_sky)) (C_l + N)`` at the model ``C_l`` (Fig. 1
+    caption), ``N`` from the table or free; ``"table"``: the table's ``error`` column.
+    """
+    p = priors["p"].sample("p")
+    q1 = priors["q1"].sample("q1")
+    mean = bgk.cl(p, jnp.asarray(data.ell), q1)
+    _spectrum_likelihood(data, priors, mean, 0.0, error_model)
+
+
+def spectrum_sigma_parameters(data: SpectrumData, emulator: Emulator,
+                              error_model: str = "cosmic_variance") -> dict:
+    """Parameters of :func:`spectrum_sigma_model`; priors default to the emulator's grid.
+
+    ``ValueError`` if the data's multipoles are not all in the emulator table.
+    """
+    emulator.ell_index(data.ell)
+    s_lo, s_hi = float(emulator.sigma[0]), float(emulator.sigma[-1])
+    if not s_lo < s_hi:
+        raise ValueError("the emulator table needs at least two sigma values")
+    out = {
+        "sigma": Parameter("1", (s_lo, s_hi), Prior("uniform", s_lo, s_hi),
+                           "turbulence level sigma = sqrt(<dB^2>)/B0"),
+        "c1": Parameter("C_l", (0, math.inf), Prior("loguniform", 1e-12, 1e-2),
+                        "normalisation C_1 of the emulated shape"),
+    }
+    if emulator.rl_over_lc.shape[0] > 1:
+        r_lo, r_hi = float(emulator.rl_over_lc[0]), float(emulator.rl_over_lc[-1])
+        out["rl_over_lc"] = Parameter("1", (r_lo, r_hi), Prior("loguniform", r_lo, r_hi),
+                                      "Larmor radius over correlation length")
+    return out | _noise_parameters(data, error_model)
+
+
+def spectrum_sigma_model(data: SpectrumData, emulator: Emulator, priors: Mapping[str, Prior],
+                         error_model: str = "cosmic_variance"):
+    """NumPyro model: ``Ĉ_l`` → turbulence level ``σ`` (and ``r_L/Lc``) through the emulator.
+
+    Mean ``c1 · R(σ, r_L/Lc, l)`` with ``R = Ĉ_l/Ĉ_1`` from
+    :func:`crsky.inference.emulator.evaluate`;
+    variance = cosmic variance + noise (as :func:`spectrum_p_model`) + ``(c1 · error_R)²``, the
+    simulation noise of the emulator table.
+    """
+    sigma = priors["sigma"].sample("sigma")
+    rl = priors["rl_over_lc"].sample("rl_over_lc") if "rl_over_lc" in priors else None
+    c1 = priors["c1"].sample("c1")
+    ratio, error = evaluate(emulator, sigma, rl)
+    index = emulator.ell_index(data.ell)
+    _spectrum_likelihood(data, priors, c1 * ratio[index], (c1 * error[index]) ** 2, error_model)

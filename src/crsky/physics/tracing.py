@@ -1,0 +1,289 @@
+"""Back-tracking cosmic rays through a magnetic field: the Lorentz force solved with diffrax.
+
+Equations (relative-diffusion paper, section 3; PHYSICS.md §B). An ultra-relativistic particle of
+Larmor radius ``r_L = p c / (e B0)`` moves as ``dx/dt = c p̂``, ``dp̂/dt = Ω p̂ × B/B0`` with
+``Ω = c / r_L``. Back-tracking integrates backwards in time from the observer at the origin with
+momentum ``p̂(0) = −n̂`` for an arrival direction ``n̂``. We use the dimensionless back-tracking
+time ``τ = |t| Ω`` (the papers' ``tΩ``) as the integration variable, so that
+
+    dx/dτ = −r_L p̂,        dp̂/dτ = −p̂ × B(x)/B0.
+
+Lengths are in Lc, so the time ``T = τ r_L`` in units of Lc/c.
+
+Two solvers share one entry point, :func:`backtrack`:
+
+- ``"tsit5"``: diffrax's adaptive Tsitouras 5(4) with a PID controller (accurate reference);
+- ``"boris"``: the fixed-step, time-symmetric Boris push (drift–rotate–drift), a diffrax
+  :class:`diffrax.AbstractSolver` that conserves |p̂| to rounding error.
+"""
+
+from collections.abc import Callable
+from typing import ClassVar, Literal
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from crsky import _validate
+from crsky.physics.turbulence import Modes, check_modes, magnetic_field
+
+SOLVERS = ("boris", "tsit5")
+# Field evaluations per step, for throughput figures (Tsit5 is FSAL: 6 new stages per step).
+FIELD_EVALUATIONS_PER_STEP = {"boris": 1, "tsit5": 6}
+
+
+class LorentzForce(eqx.Module):
+    """The back-tracking vector field in τ = |t|Ω for one field realisation (a pytree), or for
+    R stacked ones acting on states of shape (R, M, 3).
+
+    Attributes:
+        modes: the turbulent field realisation(s) (B0 ẑ is added by :func:`magnetic_field`).
+        r_larmor: Larmor radius r_L in Lc.
+    """
+
+    modes: Modes
+    r_larmor: Float[Array, ""]
+
+    def field(self, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
+        """B(x)/B0."""
+        return magnetic_field(self.modes, x)
+
+    def __call__(self, t, y, args=None):
+        x, p = y
+        # Lorentz force back in time: dx/dτ = −r_L p̂, dp̂/dτ = −p̂ × B/B0 (PHYSICS.md §B)
+        return -self.r_larmor * p, -jnp.cross(p, self.field(x))
+
+
+def _lorentz_vector_field(t, y, force: "LorentzForce"):
+    return force(t, y)
+
+
+class Boris(diffrax.AbstractSolver):
+    """Boris push for :class:`LorentzForce` as a diffrax solver (fixed step, 2nd order).
+
+    The force is passed as the ``args`` of ``diffeqsolve`` (the term is only used by dense
+    output and diagnostics), because the push needs B(x), not the vector field.
+
+    One field evaluation per step at the midpoint position:
+    ``x½ = x − r_L p h/2``; rotate ``p`` about ``−B(x½)`` by the Boris rotation; ``x' = x½ −
+    r_L p' h/2``. The rotation is exactly norm-preserving, so |p̂| = 1 to rounding error.
+    """
+
+    term_structure: ClassVar = diffrax.ODETerm
+    interpolation_cls: ClassVar[Callable[..., diffrax.LocalLinearInterpolation]] = (
+        diffrax.LocalLinearInterpolation
+    )
+
+    def order(self, terms):
+        return 2
+
+    def init(self, terms, t0, t1, y0, args):
+        return None
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        del solver_state, made_jump
+        force = args
+        if not isinstance(force, LorentzForce):
+            raise TypeError("Boris needs diffeqsolve(..., args=LorentzForce(...))")
+        h = t1 - t0
+        x, p = y0
+        x_half = x - force.r_larmor * p * (h / 2)
+        # Boris rotation for dp/dτ = p × (−b): t = −b h/2, s = 2t/(1 + t²) (Boris 1970)
+        t_vec = -force.field(x_half) * (h / 2)
+        s_vec = 2 * t_vec / (1 + jnp.sum(t_vec**2, axis=-1, keepdims=True))
+        p_prime = p + jnp.cross(p, t_vec)
+        p_new = p + jnp.cross(p_prime, s_vec)
+        x_new = x_half - force.r_larmor * p_new * (h / 2)
+        y1 = (x_new, p_new)
+        return y1, None, dict(y0=y0, y1=y1), None, diffrax.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
+
+
+class Trajectories(eqx.Module):
+    """Back-tracked states at the saved times (for R stacked realisations every field has a
+    leading axis R).
+
+    Attributes:
+        t_omega: saved back-tracking times τ = |t|Ω, shape (n_times,).
+        r: positions r(−T), shape (n_times, M, 3), units Lc.
+        p: momentum directions p̂(−T), shape (n_times, M, 3).
+        n_steps: solver steps taken per trajectory, shape (M,) (accepted + rejected).
+    """
+
+    t_omega: Float[Array, "*r n_times"]
+    r: Float[Array, "*r n_times m 3"]
+    p: Float[Array, "*r n_times m 3"]
+    n_steps: Array
+
+
+def default_step(r_larmor: float, lambda_min: float) -> float:
+    """Default Boris step in units of 1/Ω: resolves gyration and the shortest wave.
+
+    ``min(0.1, 0.2 λmin / r_L)``: at most a tenth of a radian of gyration, and the particle
+    crosses λmin in at least 5 steps. A step-size convergence test of the statistics of interest
+    (``benchmarks/``) is the arbiter for production runs.
+    """
+    return float(min(0.1, 0.2 * lambda_min / r_larmor))
+
+
+def _step_grid(t_omega: np.ndarray, dt: float) -> np.ndarray:
+    """A uniform grid of step ``dt`` from 0 that also hits every save time exactly."""
+    t_end = float(t_omega[-1])
+    n = int(np.ceil(t_end / dt - 1e-9))
+    grid = np.union1d(np.linspace(0.0, n * dt, n + 1), t_omega)
+    grid = grid[grid <= t_end]
+    # drop grid points closer than dt/100 to a save time, so no step is degenerate
+    keep = np.ones(grid.size, bool)
+    for t in t_omega:
+        close = (np.abs(grid - t) < dt * 1e-2) & (grid != t)
+        keep &= ~close
+    return grid[keep]
+
+
+def validate_backtrack(
+    directions, t_omega, r_larmor, solver: str, dt: float | None, rtol: float, atol: float
+) -> None:
+    """Raise ``ValueError`` naming the first bad argument of :func:`backtrack`."""
+    shape = jnp.shape(directions)
+    if len(shape) != 2 or shape[-1] != 3:
+        raise ValueError(f"directions must have shape (M, 3), got {shape}")
+    _validate.finite("directions", directions)
+    _validate.increasing("t_omega", t_omega)
+    _validate.positive("r_larmor", r_larmor)
+    _validate.one_of("solver", solver, SOLVERS)
+    if dt is not None:
+        _validate.positive("dt", dt)
+    _validate.positive("rtol", rtol)
+    _validate.positive("atol", atol)
+
+
+def backtrack(
+    modes: Modes,
+    directions: Float[Array, "m 3"],
+    t_omega,
+    r_larmor: float | jax.Array,
+    *,
+    solver: Literal["boris", "tsit5"] = "boris",
+    dt: float | None = None,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int | None = None,
+) -> Trajectories:
+    """Back-track CRs arriving from ``directions`` through the field ``modes``.
+
+    Args:
+        modes: field realisation (:func:`crsky.physics.turbulence.sample_modes`); its dtype sets the
+            dtype of the integration (float32 for speed, float64 for precision). R
+            realisations stacked along a leading axis (k of shape (R, N, 3)) are back-tracked
+            together, all from the same ``directions``.
+        directions: arrival directions n̂, shape (M, 3), unit vectors (e.g. HEALPix pixel centres,
+            :func:`healpix_directions`). The initial momentum is −n̂.
+        t_omega: back-tracking times τ = |t|Ω at which r and p̂ are saved, strictly increasing,
+            > 0 (numpy array; it fixes the step grid, so it is static under ``jit``).
+        r_larmor: Larmor radius in Lc (differentiable).
+        solver: ``"boris"`` (fixed step ``dt``) or ``"tsit5"`` (adaptive, ``rtol``/``atol``).
+        dt: Boris step in 1/Ω; initial step for Tsit5. Default :func:`default_step` with the
+            modes' shortest wavelength.
+        rtol, atol: Tsit5 tolerances (positions in Lc, momenta dimensionless).
+        max_steps: Tsit5 step limit per trajectory (default ``max(4096, 400 τ_max / (dt or 1))``).
+
+    Returns:
+        :class:`Trajectories` with r, p̂ of shape (n_times, M, 3); for stacked modes every
+        field has a leading axis R (r, p̂ of shape (R, n_times, M, 3), n_steps (R, M)).
+
+    Differentiable with ``jax.grad`` in the mode amplitudes (hence σ), ``r_larmor`` and the
+    directions. Chaotic trajectories make pathwise gradients uninformative at long times.
+    """
+    validate_backtrack(directions, t_omega, r_larmor, solver, dt, rtol, atol)
+    check_modes(modes)
+    dtype = modes.k.dtype
+    t_save = np.asarray(t_omega, dtype=float)
+    if dt is None:
+        if isinstance(modes.k, jax.core.Tracer) or isinstance(r_larmor, jax.core.Tracer):
+            raise ValueError("dt must be given when backtrack runs under a JAX transformation")
+        k_max = float(jnp.max(jnp.linalg.norm(modes.k, axis=-1)))
+        dt = default_step(float(r_larmor), 2 * np.pi / k_max)
+    force = LorentzForce(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
+    term = diffrax.ODETerm(_lorentz_vector_field)
+    saveat = diffrax.SaveAt(ts=jnp.asarray(t_save, dtype))
+    if solver == "boris":
+        grid = _step_grid(t_save, dt)
+        kwargs = dict(
+            solver=Boris(),
+            dt0=None,
+            stepsize_controller=diffrax.StepTo(ts=jnp.asarray(grid, dtype)),
+            max_steps=grid.size,
+        )
+    else:
+        kwargs = dict(
+            solver=diffrax.Tsit5(),
+            dt0=jnp.asarray(dt, dtype),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=max_steps or max(4096, int(400 * t_save[-1] / dt)),
+        )
+
+    directions = jnp.asarray(directions)
+    stacked = modes.k.ndim == 3
+    if solver == "boris":
+        # Fixed steps: every trajectory (of every stacked realisation) sees the same grid, so
+        # the whole batch is one diffrax state of shape ([R,] M, 3): identical arithmetic to a
+        # vmap over trajectories or realisations, without the masking of a vmapped while loop.
+        shape = (*modes.k.shape[:-2], *directions.shape)
+        y0 = (jnp.zeros(shape, dtype), -jnp.broadcast_to(directions.astype(dtype), shape))
+        sol = diffrax.diffeqsolve(
+            term, t0=0.0, t1=float(t_save[-1]), y0=y0, args=force, saveat=saveat, **kwargs
+        )
+        (r, p), n_steps = sol.ys, jnp.full(shape[:-1], sol.stats["num_steps"])
+        if stacked:  # (n_times, R, M, 3) -> (R, n_times, M, 3)
+            r, p = jnp.moveaxis(r, 0, 1), jnp.moveaxis(p, 0, 1)
+    elif stacked:  # adaptive steps differ per realisation too
+        return jax.vmap(
+            lambda m: backtrack(m, directions, t_omega, r_larmor, solver=solver, dt=dt,
+                                rtol=rtol, atol=atol, max_steps=max_steps)
+        )(modes)
+    else:
+
+        def one(n_hat):
+            y0 = (jnp.zeros(3, dtype), -n_hat.astype(dtype))
+            sol = diffrax.diffeqsolve(
+                term, t0=0.0, t1=float(t_save[-1]), y0=y0, args=force, saveat=saveat, **kwargs
+            )
+            return sol.ys, sol.stats["num_steps"]
+
+        # adaptive steps: one diffeqsolve per trajectory, each with its own step sequence
+        (r, p), n_steps = jax.vmap(one, out_axes=((1, 1), 0))(directions)
+    t_out = jnp.asarray(t_save, dtype)
+    if stacked:
+        t_out = jnp.broadcast_to(t_out, (modes.k.shape[0], t_save.size))
+    return Trajectories(t_omega=t_out, r=r, p=p, n_steps=n_steps)
+
+
+def healpix_directions(nside: int, dtype=None) -> Float[Array, "npix 3"]:
+    """Unit vectors of the HEALPix pixel centres, RING ordering, shape (12 nside², 3).
+
+    ``dtype`` defaults to JAX's default float (float64 with ``jax_enable_x64``, else float32).
+    """
+    import healpy as hp
+
+    _validate.power_of_two("nside", nside)
+    vec = np.stack(hp.pix2vec(nside, np.arange(hp.nside2npix(nside))), axis=-1)
+    return jnp.asarray(vec, dtype)
+
+
+def log_times(t_omega_max: float, n_times: int, t_omega_min: float = 1.0) -> np.ndarray:
+    """``n_times`` back-tracking times τ log-spaced from ``t_omega_min`` to ``t_omega_max``."""
+    _validate.positive("t_omega_min", t_omega_min)
+    _validate.positive("t_omega_max", t_omega_max)
+    _validate.positive_int("n_times", n_times)
+    if t_omega_min >= t_omega_max and n_times > 1:
+        raise ValueError(
+            f"t_omega_min ({t_omega_min}) must be < t_omega_max ({t_omega_max})"
+        )
+    return np.geomspace(t_omega_min, t_omega_max, n_times) if n_times > 1 else np.array(
+        [float(t_omega_max)]
+    )

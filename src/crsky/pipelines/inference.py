@@ -1,0 +1,112 @@
+"""Inference run files (TOML, ``inference/*.toml``): validated and assembled into a NumPyro
+model with its data, priors, sampler settings and diagnostic thresholds, before any sampling.
+The keys are documented in ``docs/inference.md``."""
+
+from dataclasses import replace
+from pathlib import Path
+
+from crsky import resources
+from crsky._validate import one_of
+from crsky.inference import models
+from crsky.inference.emulator import fit_quality
+from crsky.inference.sampling import SamplerConfig, Thresholds
+from crsky.io.tables import load_beam_observations, load_cl_table, load_emulator
+from crsky.io.text import load_toml, toml_key_lines
+
+MODELS = ("beam", "spectrum_p", "spectrum_sigma")
+
+
+TOP_KEYS = {"model", "forward", "error_model", "data", "priors", "sampler", "diagnostics"}
+
+
+DATA_KEYS = {
+    "beam": {"observations", "log_sigma"},
+    "spectrum_p": {"cl_table", "ell_min", "ell_max", "experiments"},
+    "spectrum_sigma": {"cl_table", "ell_min", "ell_max", "experiments", "emulator",
+                       "emulator_degree"},
+}
+
+
+def _check_keys(where: str, table: dict, allowed: set, lines: dict) -> None:
+    for key in table:
+        if key not in allowed:
+            line = f" (line {lines[key]})" if key in lines else ""
+            raise ValueError(
+                f"{where}: unknown key {key!r}{line}; allowed: {', '.join(sorted(allowed))}"
+            )
+
+
+def build(run_file: str | Path) -> dict:
+    """Validate a run file and build its model; raises ``ValueError`` before any sampling.
+
+    Returns ``model`` (function), ``kwargs`` (its arguments), ``sampler``
+    (:class:`~crsky.inference.sampling.SamplerConfig`), ``thresholds``, ``sampled`` (parameter
+    names), ``data_meta`` (header of the data file, e.g. the truth of mock data).
+    ``run_file`` is a built-in name (``"milagro_beam"``, :func:`crsky.resources.names`) or a
+    path.
+    """
+    run_file = resources.resolve("run_file", run_file)
+    config = load_toml(run_file)
+    lines = toml_key_lines(run_file)
+    _check_keys(str(run_file), config, TOP_KEYS, lines)
+    name = config.get("model")
+    if name not in MODELS:
+        raise ValueError(f"{run_file}: model must be one of {', '.join(MODELS)}, got {name!r}")
+    if name != "beam" and "forward" in config:
+        raise ValueError(f"{run_file}: 'forward' applies to the beam model only")
+    if name == "beam" and "error_model" in config:
+        raise ValueError(f"{run_file}: 'error_model' applies to the spectrum models only")
+    table = config.get("data", {})
+    _check_keys(f"{run_file} [data]", table, DATA_KEYS[name], {})
+
+    def path(key):
+        if key not in table:
+            raise ValueError(f"{run_file} [data]: missing {key!r}")
+        return run_file.parent / table[key]
+
+    if name == "beam":
+        forward = config.get("forward", "eigen")
+        one_of(f"{run_file}: forward", forward, models.BEAM_FORWARDS)
+        beam_data = models.beam_data(
+            load_beam_observations(path("observations")), table.get("log_sigma", {})
+        )
+        parameters = models.beam_parameters(beam_data)
+        kwargs = {"data": beam_data, "forward": forward}
+        model, meta = models.beam_model, {"observations": str(path("observations"))}
+    else:
+        error_model = config.get("error_model", "cosmic_variance")
+        one_of(f"{run_file}: error_model", error_model, models.ERROR_MODELS)
+        cl_table = load_cl_table(path("cl_table"))
+        spectrum = models.spectrum_data(
+            cl_table, table.get("ell_min", 1), table.get("ell_max", int(cl_table.ell.max())),
+            table.get("experiments"),
+        )
+        kwargs = {"data": spectrum, "error_model": error_model}
+        meta = {"cl_table": str(path("cl_table"))} | cl_table.meta
+        if name == "spectrum_p":
+            parameters = models.spectrum_p_parameters(spectrum, error_model)
+            model = models.spectrum_p_model
+        else:
+            emulator = load_emulator(path("emulator"))
+            if "emulator_degree" in table:
+                try:
+                    emulator = replace(emulator, degree=table["emulator_degree"])
+                except ValueError as exc:  # only the degree is new here
+                    raise ValueError(f"{run_file} [data] emulator_{exc}") from None
+            parameters = models.spectrum_sigma_parameters(spectrum, emulator, error_model)
+            kwargs["emulator"] = emulator
+            model = models.spectrum_sigma_model
+            meta["emulator"] = {"path": str(path("emulator")), "degree": emulator.degree}
+            if emulator.degree is not None:
+                meta["emulator"] |= fit_quality(emulator, spectrum.ell)
+    try:
+        sampler = SamplerConfig(**config.get("sampler", {}))
+        thresholds = Thresholds(**config.get("diagnostics", {}))
+    except TypeError as exc:
+        raise ValueError(f"{run_file}: [sampler] or [diagnostics]: {exc}") from None
+    kwargs["priors"] = models.resolve_priors(parameters, config.get("priors"))
+    return {
+        "name": name, "model": model, "kwargs": kwargs, "sampler": sampler,
+        "thresholds": thresholds, "sampled": list(parameters), "data_meta": meta,
+        "priors": kwargs["priors"],
+    }

@@ -1,0 +1,151 @@
+"""Tables made from back-tracking ensembles: the emulator table over a grid of turbulence
+levels, and a run's simulated spectrum as a C_l table for inference."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from crsky import _validate
+from crsky.inference.data import ClTable
+from crsky.inference.emulator import EMULATOR_COLUMNS
+from crsky.io import runfile
+from crsky.physics import sky
+from crsky.pipelines.ensemble import anisotropy, run_ensemble
+
+
+def _subset(run: dict, keep: np.ndarray) -> dict:
+    """A loaded run restricted to the realisations where ``keep`` is True."""
+    stacked = {k: v[keep] for k, v in run.items() if k.startswith(("spectra/", "rr_", "r_mean"))}
+    return run | stacked | {"indices": run["indices"][keep]}
+
+
+def spectrum_shape(run: dict, orientation: str = "parallel") -> tuple[np.ndarray, np.ndarray]:
+    """``Ĉ_l/Ĉ_1`` at the last saved time of a loaded run, with its jackknife error.
+
+    ``Ĉ_l = ⟨C_l⟩ − N`` (rel.-diffusion paper eq. 3.1) for the unit gradient ``orientation``
+    (``"parallel"`` or ``"perpendicular"`` to B0). The error is the leave-one-realisation-out
+    jackknife, which carries the correlation between ``Ĉ_l`` and ``Ĉ_1``.
+
+    Returns:
+        ``(ratio, error)``, each of shape (lmax + 1,) over ``l = 0 … lmax``.
+    """
+
+    _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
+
+    def ratio(r):
+        cl_hat = np.asarray(anisotropy(r, orientations=(orientation,))[orientation]["cl_hat"][-1])
+        return cl_hat / cl_hat[1]
+
+    n = len(run["indices"])
+    if n < 2:
+        raise ValueError("the run needs at least 2 realisations for a jackknife error")
+    full = ratio(run)
+    leave_one_out = np.stack([ratio(_subset(run, np.arange(n) != i)) for i in range(n)])
+    # jackknife variance: (n − 1)/n Σ (θ_i − θ̄)²
+    spread = leave_one_out - leave_one_out.mean(axis=0)
+    return full, np.sqrt((n - 1) / n * np.sum(spread**2, axis=0))
+
+
+def build_table(
+    base, sigmas, runs_dir: str | Path, out: str | Path, *, orientation: str = "parallel",
+    command: str = "", progress: bool = True,
+) -> Path:
+    """Run back-tracking ensembles over a σ grid and write the emulator table ``out``.
+
+    Args:
+        base: :class:`crsky.pipelines.ensemble.SimulationConfig`; its ``sigma2`` is replaced by
+            each σ².
+        sigmas: turbulence levels σ (increasing, > 0).
+        runs_dir: folder for the run files (``sigma_<σ>.h5``); existing ones are resumed, so an
+            interrupted build continues where it stopped.
+        out: the CSV table to write (format in the module docstring); must not exist.
+        orientation: gradient orientation of the spectra (``"parallel"``/``"perpendicular"``).
+        command: the command line that rebuilds the table (recorded in the header).
+
+    Returns:
+        ``out``. The table holds ``ℓ = 1 … ell_max`` of the runs at the last saved time.
+    """
+
+
+    _validate.increasing("sigmas", sigmas)
+    _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
+    out, runs_dir = Path(out), Path(runs_dir)
+    if out.exists():
+        raise ValueError(f"out {str(out)!r} exists; remove it first")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for sigma in sigmas:
+        config = dataclasses.replace(base, sigma2=float(sigma) ** 2)
+        path = runs_dir / f"sigma_{sigma:.6g}.h5"
+        run_ensemble(config, path, resume=path.exists(), progress=progress)
+        ratio, error = spectrum_shape(runfile.load(path), orientation)
+        rows += [(sigma, base.r_larmor, ell, ratio[ell], error[ell])
+                 for ell in range(1, ratio.size)]
+    settings = {k: v for k, v in base.to_dict().items() if k != "sigma2"}
+    header = [
+        "kind: crsky emulator table",
+        "synthetic: false",
+        f"orientation: {orientation}",
+        f"time: t_omega = {base.t_omega[-1]:g} (last saved time)",
+        f"config: {json.dumps(settings, sort_keys=True)}",
+        f"command: {command}",
+    ]
+    lines = [f"# {h}" for h in header] + [",".join(EMULATOR_COLUMNS)]
+    lines += [f"{s:.6g},{r:.6g},{e},{x:.8e},{dx:.8e}" for s, r, e, x, dx in rows]
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | None = None,
+                      experiment: str = "simulation", command: str = "",
+                      t_omega: float | None = None) -> ClTable:
+    """The simulated ``Ĉ_l = ⟨C_l⟩ − N`` (rel.-diffusion paper eq. 3.1) of a back-tracking run
+    at one saved time, as a C_l table: ``error`` is the standard error over realisations,
+    ``f_sky = 1``, ``noise`` the shot noise ``N`` already subtracted (eq. 3.1). Use it with
+    ``error_model = "table"`` (the ensemble error, not single-sky cosmic variance).
+
+    Args:
+        run: :func:`crsky.io.runfile.load` output (≥ 2 realisations).
+        orientation: unit gradient ``"parallel"`` or ``"perpendicular"`` to B0 (|∇n|/n = 1/Lc).
+        ell_max: largest multipole (default: all stored).
+        t_omega: the saved time ``tΩ`` to export (to 1e-6 relative; default the last). The
+            noise grows as T while the spectrum levels off, so an earlier time in the
+            asymptotic regime can carry more multipoles above the noise.
+    """
+
+    _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
+    if len(run["indices"]) < 2:
+        raise ValueError("the run needs at least 2 realisations for an error over realisations")
+    times = np.asarray(run["t_omega"], dtype=float)
+    at = times.size - 1
+    if t_omega is not None:
+        _validate.positive("t_omega", t_omega)
+        matches = np.flatnonzero(np.abs(times - t_omega) <= 1e-6 * t_omega)
+        if not matches.size:
+            raise ValueError(f"t_omega must be one of the run's saved times "
+                             f"{', '.join(f'{t:.6g}' for t in times)}; got {t_omega!r}")
+        at = int(matches[0])
+    stats = anisotropy(run, orientations=(orientation,))[orientation]
+    cl_hat, err = np.asarray(stats["cl_hat"][at]), np.asarray(stats["cl_hat_err"][at])
+    top = cl_hat.size - 1 if ell_max is None else ell_max
+    _validate.positive_int("ell_max", top)
+    if top > cl_hat.size - 1:
+        raise ValueError(f"ell_max must be <= {cl_hat.size - 1} (the run's spectra), got {top}")
+    ell = np.arange(1, top + 1)
+    config = run["config"]
+    meta = {
+        "mock": "false (simulated, not observed)",
+        "source": f"crsky back-tracking run, gradient {orientation} to B0, "
+                  f"t_omega = {times[at]:.6g}",
+        "truth": f"sigma = {config['sigma2'] ** 0.5:g}, r_larmor = {config['r_larmor']:g}",
+        "seed": str(config["seed"]),
+        "realisations": f"{len(run['indices'])} (of {config['realisations']} configured)",
+        "config": json.dumps(config, sort_keys=True),
+        "command": command,
+    }
+    n = ell.size
+    return ClTable(ell=ell, cl=cl_hat[ell], error=err[ell],
+                   experiment=np.array([experiment] * n), f_sky=np.ones(n),
+                   noise=np.full(n, float(stats["noise"][at])), meta=meta)
