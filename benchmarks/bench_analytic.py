@@ -1,4 +1,4 @@
-"""Benchmark of the analytic models (issue 4): λ1 with its gradient, and C_ℓ(p) with d/dp.
+"""Benchmark of the analytic models: λ1 with its gradient, and C_ℓ(p) with d/dp.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_analytic.py [--repeats 50]``.
 Times are for jitted calls after compilation (best and median of ``--repeats``); accuracy is

@@ -8,7 +8,7 @@ CPU device per chain (as ``crsky infer`` does). Not a test. Run::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_inference.py [--runs milagro_beam] [--keep DIR]
 
-and copy the printed table into benchmarks/RESULTS.md (section "Inference (issue 5)").
+and copy the printed table into benchmarks/RESULTS.md (section "Inference").
 """
 
 import argparse

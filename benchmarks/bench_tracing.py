@@ -1,4 +1,4 @@
-"""Back-tracking throughput: mode-evaluations per second (issue 6).
+"""Back-tracking throughput: mode-evaluations per second.
 
 Figure of merit: trajectory-steps × field evaluations per step × modes / wall seconds, for one
 field realisation (or ``--realisations R`` stacked in one call) of N modes and the 12 nside²
@@ -11,7 +11,7 @@ Variants (``--variant``):
 - ``engine``: :func:`crsky.physics.tracing.backtrack` as shipped (optionally sharded over
   ``--devices``
   host or accelerator devices with :func:`crsky.pipelines.sharding.shard_trajectories`);
-- ``baseline``: the formulation before issue 6, kept here only to measure the gap: ``jnp.cos``
+- ``baseline``: a straightforward formulation, kept here only to measure the gap: ``jnp.cos``
   of radian phases and one vmapped ``diffeqsolve`` per trajectory;
 - ``vmap``: the baseline's vmapped ``diffeqsolve`` with the engine's field (isolates the two
   remedies);

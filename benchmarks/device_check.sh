@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's GPU checks in one call of the device tool (one H100/H200, <= 10 minutes):
+# The GPU checks in one call (one H100/H200, <= 10 minutes):
 #   1. throughput of the tracer (bench_tracing.py) at 1, 8 and 40 realisations per call,
 #      with the peak device memory of each;
 #   2. the device's FP32-FMA and cosine roof, and the tracer's ratio to it (roofline.py);
@@ -11,11 +11,11 @@
 # results are in $OUT as soon as it ends (a stopped run file resumes on a rerun). The exit
 # status is the number of stages that failed or were stopped (0: all ran to their end).
 #
-# Prepare here, once per session (the device machine has no network; it has jax with CUDA,
-# diffrax, numpyro and h5py, but not healpy):
+# Prepare on a machine with network access, once (the GPU machine may have none; this script
+# expects jax with CUDA, diffrax, numpyro and h5py there, and installs healpy if missing):
 #   bash benchmarks/device_check.sh --fetch          # healpy and its needs -> .whl/ (~21 MB)
-# Run there, through the device tool:
-#   run(command="bash benchmarks/device_check.sh", carry=[".whl"], timeout_s=600)
+# Run on the GPU machine with .whl/ copied beside the repository, within a 600 s limit:
+#   bash benchmarks/device_check.sh
 # Rehearse anywhere on a CPU (tiny sizes, the same code path and files):
 #   DRY=1 OUT=/tmp/device-out PY=.venv/bin/python bash benchmarks/device_check.sh
 # Needs bash >= 4.4 (empty arrays under set -u).
@@ -34,7 +34,7 @@ main() {
     OUT=${OUT:?OUT must name the folder for the results}
     PY=${PY:-python3}
     DRY=${DRY:-0}
-    BUDGET=${BUDGET:-560}     # seconds for everything (the device tool allows 600 per call)
+    BUDGET=${BUDGET:-560}     # seconds for everything (fits a 600 s limit per call)
     PER_CALL=${PER_CALL:-40}  # realisations per call in the paper run (divides 120)
     RUNS=${RUNS:-runs}        # run files (large: they stay on the machine)
     WHL=${WHL:-.whl}          # carried wheels, installed when healpy is missing

@@ -1,4 +1,4 @@
-"""How long do pathwise gradients dC_l/dsigma stay informative? (issue 3)
+"""How long do pathwise gradients dC_l/dsigma stay informative?
 
 For R field realisations (keys fold_in(seed, i)) at the reference-like parameters (sigma^2 = 1,
 r_L = 0.1 Lc, lambda_min = 0.01 Lc, lambda_max = 100 Lc; nside and modes reduced for a CPU) this

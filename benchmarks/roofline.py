@@ -1,4 +1,4 @@
-"""The device's measured arithmetic limits, and the tracer's ratio to them (issue 6).
+"""The device's measured arithmetic limits, and the tracer's ratio to them.
 
 One mode evaluation of the turbulent field (rel.-diffusion paper, section 3) is a phase
 u = k·x/2π (3 FMA in the dot) + β/2π (1 add), one cosine, and the accumulation

@@ -9,7 +9,7 @@ A step is sufficient when its statistics agree with the finest step within their
         [--realisations R] [--t-omega-max T] [--chunk C] [--realisations-per-call B]
 
 ``--realisations`` and ``--t-omega-max`` override the configuration (e.g. the paper's
-resolution with fewer realisations and a shorter time, to fit a CPU session); ``--chunk`` and
+resolution with fewer realisations and a shorter time, to fit a CPU run); ``--chunk`` and
 ``--realisations-per-call`` size the calls (a GPU: ``benchmarks/device_check.sh``). A run file
 already in ``--out`` for a dt is resumed, so a finished one is reused. Per dt after the
 first, ``paired_z`` compares each Ĉ_ℓ/Ĉ_1 with the first dt's through the spread of the

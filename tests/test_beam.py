@@ -1,8 +1,9 @@
 """Beam observables and unit conversions: crsky.physics.beam.
 
-References: the matched-asymptotic formulas of PHYSICS.md §A (excess, δλ), its checked numbers
-(ε(10°) ≈ 2.1e-3, A ≈ 1e-3, the seed's chain), SI constants computed here by hand, and central
-finite differences for the gradients.
+References: the beam paper's matched-asymptotic formulas (excess, δλ; docs/physics.md (B9),
+(B11)), its numbers (ε(10°) ≈ 2.1e-3, A ≈ 1e-3, the paper's chain of estimates from the width to
+p_Bmax and l; (B10), (B13)–(B15)), SI constants computed here by hand, and central finite
+differences for the gradients.
 """
 
 import io
@@ -21,13 +22,14 @@ DELTA = 1e-4
 def test_fractional_excess_matches_matched_asymptotics(eps):
     obs = beam.observables(eps, DELTA)
     x = obs.lambda1_flat * obs.beam_width_mu / 2
-    # PHYSICS.md §A: Ψ_i(1) ≈ Φ(1)/(1 + λ1 b/2); the spec asks for 10 %, measured 2–6 %
+    # Beam paper, (B9): Ψ_i(1) ≈ Φ(1)/(1 + λ1 b/2), an O(b²) asymptotic result; 10 % allowed,
+    # measured 2–6 %
     assert float(obs.fractional_excess) == pytest.approx(float(x / (1 + x)), rel=0.1)
     assert float(obs.fractional_excess_asymptotic) == pytest.approx(float(x / (1 + x)), rel=1e-14)
 
 
 def test_delta_lambda_against_perturbation_formula():
-    # PHYSICS.md §A: δλ = b² λ² Φ²(1)/(4 U(1)). The ratio tends to a constant below 1 at fixed
+    # Beam paper, (B9): δλ = b² λ² Φ²(1)/(4 U(1)). The ratio tends to a constant below 1 at fixed
     # δ (the √a-wide edge of the peak, a = ν_ϑ l/v), and to 1 as δ → 0 as well: measured
     # 0.87 (δ = 1e-4) and 0.98 (δ = 1e-6) at ε = 1e-5.
     ratios = {}
@@ -47,13 +49,13 @@ def test_flat_profile_has_no_beam():
 
 
 def test_width_and_seed_numbers():
-    # PHYSICS.md §A: ε = Δϑ²/j1² gives ε ≈ 2.1e-3 for 10°, and Δϑ = j1 √ε back
+    # docs/physics.md (B10): ε = Δϑ²/j1² gives ε ≈ 2.1e-3 for 10°, and Δϑ = j1 √ε back
     eps = beam.eps_from_width(10.0)
     assert eps == pytest.approx(2.1e-3, rel=0.02)
     obs = beam.observables(eps, DELTA)
     assert float(obs.beam_width_deg) == pytest.approx(10.0, rel=1e-12)
     assert float(obs.beam_width_mu) == pytest.approx(7.34 * eps, rel=1e-3)  # b = j1² ε/2
-    # the seed: excess ≈ 0.1 and ≈ 53.4 ε (with the converged λ1 = 14.528: 53.33 ε)
+    # the beam paper (B11): excess ≈ 0.1 and ≈ 53.4 ε (with the converged λ1 = 14.528: 53.33 ε)
     assert float(obs.fractional_excess) == pytest.approx(0.1, abs=0.005)
     assert float(obs.fractional_excess_leading) == pytest.approx(53.33 * eps, rel=1e-3)
     # A = 8/(λ1 j1⁴ (q_c − 2)) ≈ 1e-3 for q_c = 4.6–4.7
@@ -76,7 +78,7 @@ def test_units_against_si_constants():
 def test_seed_chain():
     # The seed: K ~ 1e-6, V_A/c ~ 1e-4, α ~ A ~ 1e-3 → p_Bmax/(mc) = 1e4, i.e. ≈ 9.4 TeV ~ 10 TeV
     assert beam.p_bmax_over_mc(1e-6, 1e-4, 1e-3, 1e-3) == pytest.approx(1e4, rel=1e-12)
-    # l from the three observables at B0 = 1 μG (the seed leaves B0 open: l ∝ 1/B0)
+    # l from the three observables at B0 = 1 μG (the beam paper leaves B0 open: l ∝ 1/B0)
     b0, e_med = 1.0, 1.5  # median energy 1–2 TeV
     l_width = beam.scale_from_eps(beam.eps_from_width(10.0), e_med, b0)
     l_excess = beam.scale_from_eps(0.1 / 53.33, e_med, b0)  # excess ≈ 53.3 ε ≈ 0.1

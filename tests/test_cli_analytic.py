@@ -26,10 +26,10 @@ def test_eigen_json(capsys):
         "dlambda1_deps",
     ):
         assert isinstance(out[key], float), key
-    assert out["lambda1_flat"] == pytest.approx(14.5280, abs=5e-5)  # PHYSICS.md §A
+    assert out["lambda1_flat"] == pytest.approx(14.5280, abs=5e-5)  # docs/physics.md (B7)
     assert out["lambda1"] < out["lambda2"] < out["lambda3"]
     assert out["delta_lambda"] == pytest.approx(out["lambda1"] - out["lambda1_flat"])
-    assert out["fractional_excess"] == pytest.approx(0.1, abs=0.01)  # the seed: ≈ 0.1
+    assert out["fractional_excess"] == pytest.approx(0.1, abs=0.01)  # beam paper (B11): ≈ 0.1
     assert out["dlambda1_deps"] > 0
 
 

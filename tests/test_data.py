@@ -1,6 +1,7 @@
 """Data loaders: C_l tables (validation errors name file, line, column), beam and experiment files.
 
-References: the shipped data files against OBSERVATIONS.md values (exact); the cosmic-variance
+References: the shipped data files against the values the papers quote (exact;
+docs/physics.md (R15) and data/README.md); the cosmic-variance
 formula against its closed form at a hand-computed point (1e-15 relative, float64 round-off).
 """
 

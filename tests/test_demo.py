@@ -40,7 +40,7 @@ def test_quick_demo_writes_report(tmp_path, capsys, monkeypatch):
     summary = json.loads((out / "summary.json").read_text())
     p = summary["BGK exponent p (grad n || B0, 1 <= l <= 8)"]
     assert 0 < float(p.split()[0]) < 1
-    assert summary["beam eps from 10 deg"] == "2.07e-03"  # ε = Δϑ²/j1² for 10° (PHYSICS.md §A)
+    assert summary["beam eps from 10 deg"] == "2.07e-03"  # ε = Δϑ²/j1², physics.md (B10)
 
 
 def test_fresh_folder_never_reuses(tmp_path):

@@ -1,7 +1,7 @@
 """benchmarks/device_check.sh, rehearsed on the CPU at toy sizes (DRY=1).
 
-A lent GPU gives a session 15 minutes in all, so the script that spends them must work the
-first time: every stage has to run, and leave the files its results are read from.
+GPU time is scarce, so the script must work the first time it runs on a device: every stage
+has to run, and leave the files its results are read from.
 """
 
 import json

@@ -2,7 +2,8 @@
 
 References: each model's log joint density against the same density written independently with
 scipy.stats (1e-10 relative, float64 round-off of sums); the beam forward model against the
-asymptotic formulas of PHYSICS.md §A; the BGK mean against crsky.physics.bgk directly.
+asymptotic formulas of the beam paper (docs/physics.md (B9)–(B11)); the BGK mean against
+crsky.physics.bgk directly.
 """
 
 import math
@@ -168,8 +169,8 @@ def test_eigen_resolution_matches_the_converged_solver():
 def test_asymptotic_forward_is_crsky_beam_asymptotics(l_pc):
     """The fast path equals crsky.physics.beam.observables' asymptotic fields (same formulas, no
     solve;
-    1e-12) and its excess lies within 6 % of the eigen value (PHYSICS.md §A matched
-    asymptotics, checked here over the prior's range of ε)."""
+    1e-12) and its excess lies within 6 % of the eigen value (beam paper matched
+    asymptotics, docs/physics.md (B9), checked here over the prior's range of ε)."""
     from crsky.physics import beam
 
     point = BEAM_POINT | {"l_pc": l_pc}

@@ -1,4 +1,4 @@
-"""The fast back-tracking formulations (issue 6) against references on the same field.
+"""The fast back-tracking formulations against references on the same field.
 
 References: numpy float64 cosines; the previous field formulation (``jnp.cos`` of radian
 phases); diffrax's Tsit5 at tight tolerance (the reference solver); one ``diffeqsolve`` per

@@ -1,6 +1,7 @@
 """Pitch-angle eigenproblem, beam paper eq. (8): crsky.physics.pitch_angle.
 
-References: the converged eigenvalues of PHYSICS.md §A (Legendre–Galerkin and finite elements),
+References: the converged eigenvalues of docs/physics.md (B7) (Legendre–Galerkin and finite
+elements),
 the Frobenius relations at μ = 1, the μ → −μ symmetry of eq. (8), a refined grid of the same
 solver (convergence) and central finite differences (gradients).
 """
@@ -25,7 +26,7 @@ def flat():
 
 
 def test_flat_eigenvalues_match_physics_md(flat):
-    # PHYSICS.md quotes 4 decimals: agree to half a unit of the last digit
+    # docs/physics.md (B7) quotes 4 decimals: agree to half a unit of the last digit
     np.testing.assert_allclose(flat.lambdas, [14.5280, 42.0485, 83.3044], atol=5e-5)
     # eq. (8) with u = 0 is odd under μ → −μ, λ → −λ: the negative branch mirrors the positive
     np.testing.assert_allclose(flat.neg_lambdas, -flat.lambdas, rtol=1e-10)
@@ -34,11 +35,11 @@ def test_flat_eigenvalues_match_physics_md(flat):
 
 def test_flat_bulk_speed_matches_physics_md():
     lam = pa.solve(EPS, DELTA, 0.01, "flat", n_eigen=1).lambdas[0]
-    assert abs(float(lam) - 14.1999) < 1e-4  # PHYSICS.md: λ1 = 14.1999 for u = 0.01
+    assert abs(float(lam) - 14.1999) < 1e-4  # docs/physics.md (B7): λ1 = 14.1999 for u = 0.01
 
 
 def test_frobenius_relations_at_mu_one(flat):
-    # PHYSICS.md §A: Φ'(1) = λΦ(1)/2, Φ''(1) = λΦ'(1)/4. Derivatives of the degree-P polynomial
+    # Beam paper, (B8): Φ'(1) = λΦ(1)/2, Φ''(1) = λΦ'(1)/4. Derivatives of the degree-P polynomial
     # on the last element: Φ' to 1e-6; Φ'' of the discrete eigenfunction is good to ~5e-6.
     p = flat.degree
     mu, lam = np.asarray(flat.mu[-p - 1 :]), np.asarray(flat.lambdas)
@@ -100,7 +101,7 @@ def test_peak_profiles_are_narrow_and_normalised():
     mu = jnp.array([0.0, 0.5, 1 - 2e-2])
     np.testing.assert_allclose(pa.scattering_profile(mu, EPS, DELTA, "matched"), 1.0)
     b = float(pa.peak_width(EPS))
-    # PHYSICS.md §A: D(w = 0) = 1 + F(0)/a, F(0) = π/8
+    # docs/physics.md (B5): D(w = 0) = 1 + F(0)/a, F(0) = π/8
     tip = pa.scattering_profile(jnp.array(1 - 1e-12), EPS, DELTA, "matched")
     assert float(tip) == pytest.approx(1 + np.pi / 8 / float(pa.rate_ratio(EPS, DELTA)), rel=1e-6)
     # F(1) = 0 (J1(j1) = 0): D is continuous at the peak edge
@@ -125,7 +126,7 @@ def test_gradients_match_finite_differences(profile):
         xp[i] += h
         xm[i] -= h
         fd = (float(lam1(*xp)) - float(lam1(*xm))) / (2 * h)
-        # central differences: truncation ~h², rounding ~1e-15 λ/h; 1e-5 relative is the spec
+        # central differences: truncation ~h², rounding ~1e-15 λ/h; 1e-5 relative covers both
         assert float(g) == pytest.approx(fd, rel=1e-5), (profile, i)
 
 

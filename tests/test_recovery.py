@@ -4,7 +4,8 @@ Reference: the truth itself. 20 mock IceCube + HAWC tables (crsky.inference.data
 the real
 f_sky and N, truth p = 0.5, Q1 = 1e-6) are each sampled with short NUTS chains; the 95 %
 interval must cover p in >= 90 % of them (binomial: P(<= 17 of 20 | 0.95) = 7.5 %, so a
-calibrated posterior fails this rarely; the seeds are fixed, so the test is deterministic), and
+calibrated posterior fails this rarely; the random seeds are fixed, so the test is
+deterministic), and
 the mean of (median - truth) must be within 3 standard errors of zero. The full run, all
 models, is ``benchmarks/recovery.py`` (results in benchmarks/RESULTS.md).
 """

@@ -1,4 +1,4 @@
-"""Reduced-run validation of the relative-diffusion paper's late-time claims (issue 3).
+"""Reduced-run validation of the relative-diffusion paper's late-time claims.
 
 Sum rule (2.5). The Liouville map is dI = (r - 3 p K) . g (eq. (2.1)), so the sky variance is
 

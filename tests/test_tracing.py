@@ -1,4 +1,4 @@
-"""Back-tracking against independent references (issue #2).
+"""Back-tracking against independent references.
 
 - σ = 0: the exact helix of a charged particle in a uniform field (analytic).
 - Turbulent field, tΩ ≤ 10: Boris (small step) vs adaptive Tsit5, and one trajectory vs scipy's

@@ -52,7 +52,7 @@ def test_directions_isotropic():
 
 
 def test_spatial_mean_square_is_sigma_squared():
-    """⟨δB²⟩ over space → σ²B0² within 3% for N = 256 (issue #2)."""
+    """⟨δB²⟩ over space → σ²B0² within 3% for N = 256 (docs/physics.md (R2))."""
     sigma = 0.7
     estimates = []
     for seed in range(4):
@@ -89,7 +89,7 @@ def test_stacked_realisations_match_numpy_per_realisation():
 
 
 def test_divergence_free(modes):
-    """∇·B = 0 from the autodiff Jacobian, ≤ 1e-10 in float64 (issue #2)."""
+    """∇·B = 0 from the autodiff Jacobian, ≤ 1e-10 in float64 (docs/physics.md (R1))."""
     x = jax.random.normal(jax.random.PRNGKey(2), (16, 3)) * 10
     jac = jax.vmap(jax.jacfwd(lambda y: magnetic_field(modes, y)))(x)
     div = jnp.trace(jac, axis1=-2, axis2=-1)

@@ -13,7 +13,8 @@ from pathlib import Path
 SIMULATION = "reduced"
 QUICK = dict(nside=4, realisations=4, modes=32, t_omega_max=50.0, n_times=5)
 BEAM_RUN = "milagro_beam"
-# The beam paper's anchor: Δϑ = 10° → ε = Δϑ²/j1² ≈ 2.1e-3 (PHYSICS.md §A), δ = V_A/c = 1e-4.
+# The beam paper's anchor: Δϑ = 10° → ε = Δϑ²/j1² ≈ 2.1e-3, δ = V_A/c = 1e-4
+# (docs/physics.md (B10), (B14)).
 BEAM = dict(width_deg=10.0, delta=1e-4)
 
 

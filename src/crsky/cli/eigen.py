@@ -9,7 +9,7 @@ def register(subparsers) -> None:
             "Solve beam paper eq. (8) for the first positive eigenvalues with the chosen "
             "scattering profile, compare with D = 1 at the same bulk speed, and print the beam "
             "width, fractional excess and eigenvalue shift beside their matched-asymptotic "
-            "formulas (PHYSICS.md section A)."
+            "formulas of the beam paper (docs/physics.md (B9)-(B11))."
         ),
     )
     p.add_argument("--eps", type=float, required=True, help="eps = r_g / l, in (0, 1)")

@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         description=(
             "Draw C_l = BGK closure (rel.-diffusion paper eq. 4.7) + partial-sky cosmic variance "
             "and noise for each experiment of an experiments file (f_sky, N, ell_max), and write "
-            "a C_l table whose header records mock: true, the truth, the seed and this command."
+            "a C_l table whose header records mock: true, the truth, the random seed and this "
+            "command."
         ),
     )
     p.add_argument("--experiments", default="cl_experiments.toml",

@@ -1,7 +1,7 @@
 """Observed and mock data for inference: beam observables, C_l tables, experiments, mock spectra.
 
-Everything read here is documented in ``data/README.md``; the observed numbers come from
-``OBSERVATIONS.md`` with their source lines kept in the files.
+Everything read here is documented in ``data/README.md``; every observed number is stored with
+a source line naming the paper or experiment publication it comes from.
 
 C_l table (CSV, one row per experiment and multipole)::
 
@@ -34,10 +34,12 @@ BEAM_OBSERVABLES = ("width_deg", "fractional_excess", "p_bmax_tev")
 def cosmic_variance_sigma(cl, ell, f_sky, noise):
     """Gaussian 1-sigma error of a noise-subtracted ``C_l`` on a partial sky.
 
-    ``sigma = sqrt(2 / ((2 l + 1) f_sky)) (C_l + N)`` (rel.-diffusion paper, Fig. 1 caption;
-    PHYSICS.md §B). Broadcasts over ``cl``, ``ell``, ``f_sky``, ``noise`` (same units as C_l).
+    ``sigma = sqrt(2 / ((2 l + 1) f_sky)) (C_l + N)``: the standard partial-sky cosmic variance
+    plus noise (Knox 1995), with ``f_sky`` and ``N`` as in the rel.-diffusion paper's Fig. 1
+    caption; docs/physics.md (R16). Broadcasts over ``cl``, ``ell``, ``f_sky``, ``noise`` (same
+    units as C_l).
     """
-    # Rel.-diffusion paper, Fig. 1 caption: partial-sky cosmic variance plus noise.
+    # Partial-sky cosmic variance plus noise (Knox 1995); docs/physics.md (R16)
     return jnp.sqrt(2.0 / ((2.0 * ell + 1.0) * f_sky)) * (cl + noise)
 
 
@@ -119,7 +121,7 @@ def mock_cl_table(
     (rel.-diffusion paper eq. 4.7) plus a Gaussian draw with the partial-sky cosmic-variance +
     noise error of :func:`cosmic_variance_sigma` at the truth, which is also written as ``error``.
     Gaussian draws match the likelihood of :func:`crsky.inference.models.spectrum_p_model`.
-    The header records ``mock: true``, the truth and the seed (plus ``meta``).
+    The header records ``mock: true``, the truth and the random seed (plus ``meta``).
     """
     _validate.open_interval("p", p, 0.0, 1.0)
     _validate.positive("q1", q1)

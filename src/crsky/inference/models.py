@@ -230,8 +230,9 @@ def beam_predictions(params: Mapping, forward: str = "eigen") -> dict:
                                degree=EIGEN_DEGREE, layers=EIGEN_LAYERS)
         width, excess = obs.beam_width_deg, obs.fractional_excess
     else:
-        width = jnp.degrees(pitch_angle.J1_ZERO * jnp.sqrt(eps))  # PHYSICS.md §A: Δϑ = j1 √ε
-        # PHYSICS.md §A: Ψ_i(1) ≈ Φ(1)/(1 + λ1 b/2), so δΦ(1)/Φ(1) = x/(1 + x), x = λ1 b/2
+        width = jnp.degrees(pitch_angle.J1_ZERO * jnp.sqrt(eps))  # Δϑ = j1 √ε; physics.md (B10)
+        # Beam paper: Ψ_i(1) ≈ Φ(1)/(1 + λ1 b/2), so δΦ(1)/Φ(1) = x/(1 + x), x = λ1 b/2;
+        # docs/physics.md (B9), (B11)
         x = beam.LAMBDA1_FLAT * pitch_angle.peak_width(eps) / 2
         excess = x / (1 + x)
     return {

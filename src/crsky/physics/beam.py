@@ -1,10 +1,10 @@
 """Beam observables of the beam paper: width, fractional excess, eigenvalue shift, cut-off.
 
 The numerical side solves beam paper eq. (8) with :mod:`crsky.physics.pitch_angle` for the peaked
-profile
-and for D ≡ 1 on the same grid; each observable sits beside its matched-asymptotic formula
-(PHYSICS.md §A). Everything is differentiable in (ε, δ, u) through the implicit eigen-derivatives
-(float64 required).
+profile and for D ≡ 1 on the same grid; each observable sits beside its matched-asymptotic
+formula (beam paper, eqs. (10)–(12) and "Beam characteristics"; docs/physics.md (B9)–(B14)).
+Everything is differentiable in (ε, δ, u) through the implicit eigen-derivatives (float64
+required).
 
 Units of the conversions: CR proton energies ``E`` in TeV (ultra-relativistic, ``p c = E``),
 magnetic field ``B0`` in μG, lengths in pc. Constants (exact SI definitions or CODATA 2018):
@@ -27,7 +27,8 @@ TESLA_PER_MICROGAUSS = 1e-10
 PROTON_MASS_TEV = 938.27208816e-6  # m_p c² in TeV (CODATA 2018)
 
 LAMBDA1_FLAT = 14.52800341
-"""First positive eigenvalue of eq. (9) (D ≡ 1, u = 0); PHYSICS.md §A: 14.5280 (seed: 14.54)."""
+"""First positive eigenvalue of beam paper eq. (9) (D ≡ 1, u = 0), converged: 14.5280; the
+paper quotes 14.54 (docs/physics.md (B7))."""
 
 Q_C_DEFAULT = 4.6
 """Power-law index of the CR background ``F_C ∝ p^{−q_c}`` (beam paper: 4.6–4.7)."""
@@ -40,14 +41,14 @@ class BeamObservables(eqx.Module):
         lambda1: first positive eigenvalue of eq. (8) with the chosen profile.
         lambda1_flat: same for D ≡ 1 and the same u (eq. 9 for u = 0).
         delta_lambda: ``lambda1 − lambda1_flat``.
-        delta_lambda_asymptotic: PHYSICS.md §A ``b² λ² Φ²(1) / (4 U(1))`` (summed over both
+        delta_lambda_asymptotic: ``b² λ² Φ²(1) / (4 U(1))`` (docs/physics.md (B9); summed over both
             peaks, with ``λ → λ(1 ± u)`` for u ≠ 0).
         beam_width_mu: ``b = j1² ε / 2`` (width in μ).
         beam_width_deg: ``Δϑ = √(2b) = j1 √ε`` in degrees.
         fractional_excess: ``1 − Ψ(1) / Ψ_outer(1)`` from the numerical eigenfunction Ψ, where
             ``Ψ_outer = c Φ`` is the large-scale (D ≡ 1) solution fitted to Ψ in L².
-        fractional_excess_asymptotic: ``x / (1 + x)``, ``x = λ1 (1 + u) b / 2`` (PHYSICS.md §A:
-            ``Ψ_i(1) ≈ Φ(1) / (1 + λ b / 2)``).
+        fractional_excess_asymptotic: ``x / (1 + x)``, ``x = λ1 (1 + u) b / 2`` (docs/physics.md
+            (B9): ``Ψ_i(1) ≈ Φ(1) / (1 + λ b / 2)``).
         fractional_excess_leading: ``λ1 (1 + u) b / 2`` (the paper's ``≈ 53.4 ε``).
 
     The excess is positive when the flattened tip lies below the outer solution; the paper's beam
@@ -104,16 +105,17 @@ def observables(
     peaked = 0.0 if profile == "flat" else 1.0
     outer_at_tip = jnp.sum(sol.weights * psi * phi) * phi[-1]  # L² fit c Φ, both ∫ . ² = 1
     u_total = jnp.sum(sol.weights * (u + sol.mu) * phi**2)  # U(1) = ∫ (u + μ) Φ² dμ
-    # PHYSICS.md §A: δλ = b² λ² Φ²(1) / (4 U(1)); Frobenius Φ'(±1) = λ (1 ± u) Φ(±1) / 2 for u ≠ 0
+    # Beam paper: δλ = b² λ² Φ²(1) / (4 U(1)), Frobenius Φ'(±1) = λ (1 ± u) Φ(±1) / 2 for u ≠ 0;
+    # docs/physics.md (B8), (B9)
     tips = (1.0 + u) ** 2 * phi[-1] ** 2 + (1.0 - u) ** 2 * phi[0] ** 2
-    x = lam0 * (1.0 + u) * b / 2.0  # PHYSICS.md §A: δΦ(1)/Φ(1) ≈ λ1 b / 2
+    x = lam0 * (1.0 + u) * b / 2.0  # Beam paper: δΦ(1)/Φ(1) ≈ λ1 b / 2; docs/physics.md (B11)
     return BeamObservables(
         lambda1=sol.lambdas[0],
         lambda1_flat=lam0,
         delta_lambda=sol.lambdas[0] - lam0,
         delta_lambda_asymptotic=peaked * b**2 * lam0**2 * tips / (4.0 * u_total),
         beam_width_mu=b,
-        beam_width_deg=jnp.degrees(J1_ZERO * jnp.sqrt(eps)),  # PHYSICS.md §A: Δϑ = j1 √ε
+        beam_width_deg=jnp.degrees(J1_ZERO * jnp.sqrt(eps)),  # Δϑ = j1 √ε; docs/physics.md (B10)
         fractional_excess=1.0 - psi[-1] / outer_at_tip,
         fractional_excess_asymptotic=peaked * x / (1.0 + x),
         fractional_excess_leading=peaked * x,
@@ -121,7 +123,7 @@ def observables(
 
 
 # --------------------------------------------------------------------------------------------
-# units and the seed's chain
+# units and the paper's chain of estimates
 
 
 def larmor_radius_pc(energy_tev, b0_ugauss):
@@ -150,7 +152,8 @@ def scale_from_eps(eps, energy_tev, b0_ugauss):
 def eps_from_width(width_deg):
     """``ε = Δϑ² / j1²`` for a beam of angular width ``Δϑ`` in degrees.
 
-    PHYSICS.md §A: ε = Δϑ²/j1² (corrects the seed's Δϑ²/j1); 10° gives ε ≈ 2.07e-3.
+    docs/physics.md (B10): ε = Δϑ²/j1², the inverse of the beam paper's Δϑ = j1 √ε (the paper
+    prints Δϑ²/j1, which contradicts its own ε ≈ 2.1e-3); 10° gives ε ≈ 2.07e-3.
     """
     _validate.positive("width_deg", width_deg)
     return np.radians(width_deg) ** 2 / J1_ZERO**2

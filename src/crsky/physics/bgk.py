@@ -15,7 +15,7 @@ Normalisation: with ``∇n/n`` in ``Q1`` (:func:`q1`) eq. (4.7) is the spectrum 
 (phase-space density per steradian relative to n); the relative intensity
 ``δI = (4πf − n)/n`` of the simulations has ``(4π)²`` times this spectrum. Check: for
 ``p → 0`` (constant ν = 1/(3κ), K = κ 1), ``C_1 = Q1/(2ν) = κ² |∇n/n|² / (4π)``, and
-``(4π)² C_1`` is the standard dipole ``4π |K∇n/n|²`` (PHYSICS.md §B, eq. 1.1).
+``(4π)² C_1`` is the standard dipole ``4π |K∇n/n|²`` (eq. 1.1); docs/physics.md (R14).
 """
 
 import jax

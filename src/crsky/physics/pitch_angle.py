@@ -45,7 +45,8 @@ import numpy as np
 from crsky import _validate
 
 J1_ZERO = 3.8317059702075125
-"""First positive zero of the Bessel function J1 (PHYSICS.md §A: j1)."""
+"""First positive zero ``j1`` of the Bessel function J1 (beam paper eq. (4); docs/physics.md
+(B5))."""
 
 PROFILES = ("flat", "matched", "gs")
 """Profiles D(μ): ``flat`` D ≡ 1; ``matched`` the paper's inner form; ``gs`` eqs. (3)–(4)."""
@@ -54,7 +55,7 @@ EPS_MAX = 0.02
 """Largest ε accepted for the peaked profiles (peak width b = j1² ε / 2 ≤ 0.15)."""
 
 R_GS = 1e-2
-"""The small constant ``r`` of beam paper eq. (4) (the seed: r ~ 1e-2)."""
+"""The small constant ``r`` of beam paper eq. (4) (the paper: r ~ 1e-2; docs/physics.md (B3))."""
 
 # Power series 2 J1(x)/x = Σ_k (−x²/4)^k / (k! (k+1)!); 24 terms reach 1e-17 for x ≤ j1
 _J1_SERIES = np.array(
@@ -92,7 +93,7 @@ def scattering_profile(mu, eps, delta, profile: str = "matched", r: float = R_GS
         mu: pitch-angle cosines, any shape, ``|μ| < 1``.
         eps: ``ε = r_g / l`` in (0, 1).
         delta: ``δ = V_A / c ≥ 0`` (``gs`` needs δ > 0).
-        profile: ``"flat"`` (D ≡ 1), ``"matched"`` (PHYSICS.md §A: ``1 + F(w)/a`` for
+        profile: ``"flat"`` (D ≡ 1), ``"matched"`` (docs/physics.md (B5): ``1 + F(w)/a`` for
             ``w = (1 − |μ|)/b ≤ 1``, else 1) or ``"gs"`` (eq. 4 for ``y < j1``, eq. 3 beyond).
         r: coefficient of the ``r y^{4/3}`` term of eq. (4) (``gs`` only). It keeps D > 0 at
             ``y → j1⁻``, where ``J1²`` has a double zero.
@@ -107,7 +108,8 @@ def scattering_profile(mu, eps, delta, profile: str = "matched", r: float = R_GS
     one_minus_mu2 = (1.0 - jnp.abs(mu)) * (1.0 + jnp.abs(mu))
     if profile == "matched":
         w = jnp.clip((1.0 - jnp.abs(mu)) / peak_width(eps), 0.0, 1.0)
-        # PHYSICS.md §A: F(w) = π/(2 j1² w) J1²(j1 √w) = (π/8) (2 J1(x)/x)², x = j1 √w
+        # Beam paper, inner expansion: F(w) = π/(2 j1² w) J1²(j1 √w) = (π/8) (2 J1(x)/x)²,
+        # x = j1 √w; docs/physics.md (B5)
         f = jnp.pi / 8.0 * _j1_over_x_sq(J1_ZERO**2 * w / 4.0)
         return 1.0 + jnp.where(w < 1.0, f, 0.0) / a
     y2 = one_minus_mu2 / eps

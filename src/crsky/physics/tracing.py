@@ -1,6 +1,6 @@
 """Back-tracking cosmic rays through a magnetic field: the Lorentz force solved with diffrax.
 
-Equations (relative-diffusion paper, section 3; PHYSICS.md §B). An ultra-relativistic particle of
+Equations (rel.-diffusion paper, section 3; docs/physics.md (R3)). An ultra-relativistic particle of
 Larmor radius ``r_L = p c / (e B0)`` moves as ``dx/dt = c p̂``, ``dp̂/dt = Ω p̂ × B/B0`` with
 ``Ω = c / r_L``. Back-tracking integrates backwards in time from the observer at the origin with
 momentum ``p̂(0) = −n̂`` for an arrival direction ``n̂``. We use the dimensionless back-tracking
@@ -53,7 +53,7 @@ class LorentzForce(eqx.Module):
 
     def __call__(self, t, y, args=None):
         x, p = y
-        # Lorentz force back in time: dx/dτ = −r_L p̂, dp̂/dτ = −p̂ × B/B0 (PHYSICS.md §B)
+        # Lorentz force back in time: dx/dτ = −r_L p̂, dp̂/dτ = −p̂ × B/B0 (docs/physics.md (R3))
         return -self.r_larmor * p, -jnp.cross(p, self.field(x))
 
 

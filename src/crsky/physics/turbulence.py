@@ -1,6 +1,6 @@
 """Synthetic Kolmogorov turbulence: a regular field plus a sum of random plane waves.
 
-Relative-diffusion paper, section 3 (PHYSICS.md §B):
+Relative-diffusion paper, section 3 (docs/physics.md (R1), (R2)):
 
     B(x) = B0 ẑ + δB(x),   δB(x) = Σ_n δB_n cos(k_n·x + β_n)
 
@@ -196,5 +196,5 @@ def turbulent_field(modes: Modes, x: Float[Array, "... 3"]) -> Float[Array, "...
 
 
 def magnetic_field(modes: Modes, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
-    """B(x)/B0 = ẑ + δB(x)/B0 (PHYSICS.md §B), x in Lc, shapes as :func:`turbulent_field`."""
+    """B(x)/B0 = ẑ + δB(x)/B0 (docs/physics.md (R1)), x in Lc, shapes as :func:`turbulent_field`."""
     return turbulent_field(modes, x).at[..., 2].add(1.0)
