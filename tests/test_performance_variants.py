@@ -1,8 +1,8 @@
 """The fast back-tracking formulations against references on the same field.
 
-References: numpy float64 cosines; the previous field formulation (``jnp.cos`` of radian
+References: numpy float64 cosines; the direct field formulation (``jnp.cos`` of radian
 phases); diffrax's Tsit5 at tight tolerance (the reference solver); one ``diffeqsolve`` per
-trajectory under ``vmap`` (the previous Boris batching). Tolerances are stated with their reason.
+trajectory under ``vmap`` (the plain Boris batching). Tolerances are stated with their reason.
 """
 
 import diffrax
@@ -33,7 +33,7 @@ def test_cos_turns_float64_within_four_ulp():
 
 
 def test_field_matches_radian_cos_formulation_float64():
-    # the previous formulation: jnp.cos(k·x + β); phases up to ~1e4 rad, float64 rounding
+    # the direct formulation: jnp.cos(k·x + β); phases up to ~1e4 rad, float64 rounding
     # of the phase (|φ| eps ≈ 2e-12) bounds the difference
     modes = sample_modes(jax.random.PRNGKey(3), 128, 1.0, dtype=jnp.float64)
     x = jax.random.uniform(jax.random.PRNGKey(4), (500, 3), jnp.float64, -20, 20)
@@ -74,7 +74,7 @@ def setup():
 
 
 def test_batched_boris_equals_per_trajectory_diffeqsolve(setup):
-    # reference: one diffeqsolve per trajectory under vmap (the previous batching); identical
+    # reference: one diffeqsolve per trajectory under vmap (the straightforward batching); identical
     # arithmetic, so agreement to float64 rounding accumulated over 200 steps
     modes, dirs = setup
     t = np.array([1.0, 4.0])
