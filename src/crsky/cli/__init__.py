@@ -11,7 +11,9 @@ import os
 from crsky import __version__
 
 # Modules under crsky.cli, each exposing ``register(subparsers)``.
-COMMANDS = ("simulate", "plot", "cltable", "infer", "mock", "emulator", "eigen", "bgk", "demo")
+COMMANDS = (
+    "simulate", "plot", "cltable", "infer", "mock", "emulator", "eigen", "beam", "bgk", "demo"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,7 +56,7 @@ from crsky.inference.emulator import Emulator, evaluate
 from crsky.physics import beam, bgk, pitch_angle
 
 DISTRIBUTIONS = ("uniform", "loguniform", "normal", "lognormal")
-BEAM_FORWARDS = ("eigen", "asymptotic")
+BEAM_FORWARDS = beam.FORWARDS
 ERROR_MODELS = ("cosmic_variance", "table")
 EIGEN_DEGREE, EIGEN_LAYERS = 5, 4
 """Resolution of the eigen solver in :func:`beam_predictions` (``crsky.physics.pitch_angle.solve``).
@@ -209,42 +209,25 @@ def beam_parameters(data: BeamData) -> dict[str, Parameter]:
     }
 
 
-def beam_predictions(params: Mapping, forward: str = "eigen") -> dict:
+def beam_predictions(params: Mapping, forward: str = "eigen", excess: bool = True) -> dict:
     """Predicted beam observables for a parameter dict (keys of :func:`beam_parameters`).
 
-    Returns ``eps`` and the observables ``width_deg``, ``fractional_excess``, ``p_bmax_tev``.
-    Width ``Δϑ = j1 √ε`` and cut-off (eq. 15) are closed forms in both cases; the fractional
-    excess is, for ``forward = "eigen"``, that of the eigenfunction of beam paper eq. (8) with
-    the matched ``D(μ)`` (:func:`crsky.physics.beam.observables`, resolution :data:`EIGEN_DEGREE`,
+    Returns ``eps`` and the observables ``width_deg``, ``fractional_excess``, ``p_bmax_tev`` of
+    :func:`crsky.physics.beam.predict`: width ``Δϑ = j1 √ε`` and cut-off (eq. 15) are closed
+    forms; the fractional excess is, for ``forward = "eigen"``, that of the eigenfunction of
+    beam paper eq. (8) with the matched ``D(μ)`` (resolution :data:`EIGEN_DEGREE`,
     :data:`EIGEN_LAYERS`), for ``"asymptotic"`` the matched-asymptotic ``x/(1 + x)``,
-    ``x = λ1 b / 2`` (the ``fractional_excess_asymptotic`` of
-    :func:`crsky.physics.beam.observables`,
-    without the eigen solves; within 5 % of the eigen value for ε ≤ 0.02). Differentiable in
-    all parameters; ``ε`` must stay below :data:`crsky.physics.pitch_angle.EPS_MAX` (NaN beyond
-    ~0.1).
+    ``x = λ1 b / 2`` (within 6 % of the eigen value for ε ≤ 0.02). With ``excess=False`` the
+    eigen solve is skipped (the excess is then the asymptotic one): for likelihoods that do
+    not use it. Differentiable in all parameters; ``ε`` must stay below
+    :data:`crsky.physics.pitch_angle.EPS_MAX`.
     """
     _validate.one_of("forward", forward, BEAM_FORWARDS)
-    eps = beam.eps_from_scale(params["l_pc"], params["energy_tev"], params["b0_ugauss"])
-    if forward == "eigen":
-        obs = beam.observables(eps, params["va_over_c"], 0.0, "matched",
-                               degree=EIGEN_DEGREE, layers=EIGEN_LAYERS)
-        width, excess = obs.beam_width_deg, obs.fractional_excess
-    else:
-        width = jnp.degrees(pitch_angle.J1_ZERO * jnp.sqrt(eps))  # Δϑ = j1 √ε; physics.md (B10)
-        # Beam paper: Ψ_i(1) ≈ Φ(1)/(1 + λ1 b/2), so δΦ(1)/Φ(1) = x/(1 + x), x = λ1 b/2;
-        # docs/physics.md (B9), (B11)
-        x = beam.LAMBDA1_FLAT * pitch_angle.peak_width(eps) / 2
-        excess = x / (1 + x)
-    return {
-        "eps": eps,
-        "width_deg": width,
-        "fractional_excess": excess,
-        # Beam paper eq. (15).
-        "p_bmax_tev": beam.p_bmax_tev(
-            params["l_pc"], params["b0_ugauss"], params["va_over_c"], params["alpha"],
-            params["q_c"],
-        ),
-    }
+    return beam.predict(
+        params["l_pc"], params["b0_ugauss"], params["energy_tev"], params["va_over_c"],
+        params["alpha"], params["q_c"], forward if excess else "asymptotic",
+        degree=EIGEN_DEGREE, layers=EIGEN_LAYERS,
+    )
 
 
 def beam_model(data: BeamData, priors: Mapping[str, Prior], forward: str = "eigen"):
@@ -263,7 +246,8 @@ def beam_model(data: BeamData, priors: Mapping[str, Prior], forward: str = "eige
     )
     inside = eps < pitch_angle.EPS_MAX
     safe_l = jnp.where(inside, params["l_pc"], params["l_pc"] * eps / (0.5 * pitch_angle.EPS_MAX))
-    predicted = beam_predictions(params | {"l_pc": safe_l}, forward)
+    predicted = beam_predictions(params | {"l_pc": safe_l}, forward,
+                                 excess="fractional_excess" in data.observed)
     numpyro.factor("eps_below_eps_max", jnp.where(inside, 0.0, -jnp.inf))
     for name, (value, log_sigma) in data.observed.items():
         numpyro.sample(

@@ -188,7 +188,230 @@ def p_bmax_tev(l_pc, b0_ugauss, va_over_c, alpha, q_c=Q_C_DEFAULT):
     return PROTON_MASS_TEV * p_bmax_over_mc(k, va_over_c, constant_a(q_c), alpha)
 
 
+
+
 # --------------------------------------------------------------------------------------------
-# figure
+# the beam at a given scale l: observables, energy dependence, the knee
 
 
+KNEE_PEV = 3.0
+"""Knee energy (PeV): the beam paper's Summary suggests it as the beam source's maximum energy."""
+
+FORWARDS = ("eigen", "asymptotic")
+"""How :func:`predict` evaluates the fractional excess (the width and cut-off are closed forms)."""
+
+
+def _is_concrete(value) -> bool:
+    return not isinstance(value, jax.core.Tracer)
+
+
+def knee_scale_pc(b0_ugauss, knee_pev=KNEE_PEV):
+    """``l = r_g(E_knee, B0)`` in pc: the beam paper's (unproven) identification of ``l`` with the
+    gyro-radius of a particle at the knee (Summary); 3 PeV in 3 μG gives 1.08 pc."""
+    _validate.positive("knee_pev", knee_pev)
+    return larmor_radius_pc(1e3 * knee_pev, b0_ugauss)
+
+
+def predict(
+    l_pc,
+    b0_ugauss,
+    energy_tev,
+    va_over_c,
+    alpha,
+    q_c=Q_C_DEFAULT,
+    forward: str = "eigen",
+    *,
+    degree: int = pitch_angle.DEFAULT_DEGREE,
+    layers: int = pitch_angle.DEFAULT_LAYERS,
+) -> dict:
+    """The three beam observables for a turbulence scale ``l``; differentiable in every number.
+
+    Args:
+        l_pc: scale ``l`` (pc); ``ε = r_g(E, B0)/l`` must stay below
+            :data:`crsky.physics.pitch_angle.EPS_MAX` (the validated solver range).
+        b0_ugauss: regular field ``B0`` (μG).
+        energy_tev: proton energy ``E`` (TeV), scalar.
+        va_over_c: ``δ = V_A/c``.
+        alpha: ``α = F0/F_C``, amplitude of the large-scale anisotropic part at μ = 1 relative to
+            the isotropic background (the role ``α`` plays in beam paper eq. 15; the paper does
+            not define it in the text we could read).
+        q_c: background index, ``F_C ∝ p^{−q_c}``.
+        forward: ``"eigen"`` (excess from the eigenfunction of eq. 8, matched profile, resolution
+            ``degree``/``layers``) or ``"asymptotic"`` (``x/(1 + x)``, ``x = λ1 b/2``, no solve).
+
+    Returns:
+        ``{"eps", "width_deg", "fractional_excess", "p_bmax_tev"}`` (float64 needed for eigen).
+    """
+    _validate.one_of("forward", forward, FORWARDS)
+    _validate.positive("va_over_c", va_over_c)
+    eps = eps_from_scale(l_pc, energy_tev, b0_ugauss)
+    if _is_concrete(eps) and not np.all(np.asarray(eps) < pitch_angle.EPS_MAX):
+        raise ValueError(
+            f"l_pc={l_pc!r} gives eps = r_g/l = {np.max(eps):.3g} >= {pitch_angle.EPS_MAX} at "
+            f"energy_tev={energy_tev!r}, b0_ugauss={b0_ugauss!r}: outside the validated range "
+            "of the eigen solver (the theory needs eps << 1)"
+        )
+    if forward == "eigen":
+        excess = observables(eps, va_over_c, 0.0, "matched", degree=degree,
+                             layers=layers).fractional_excess
+    else:
+        # Beam paper, matched asymptotics: Ψ_i(1) ≈ Φ(1)/(1 + λ1 b/2), so δΦ(1)/Φ(1) = x/(1 + x)
+        x = LAMBDA1_FLAT * pitch_angle.peak_width(eps) / 2.0
+        excess = x / (1.0 + x)
+    return {
+        "eps": eps,
+        "width_deg": jnp.degrees(J1_ZERO * jnp.sqrt(eps)),  # Beam paper: Δϑ = √(2b) = j1 √ε
+        "fractional_excess": excess,
+        "p_bmax_tev": p_bmax_tev(l_pc, b0_ugauss, va_over_c, alpha, q_c),
+    }
+
+
+@jax.jit
+def _log_observables_jvp(l_pc, b0_ugauss, log_e, va_over_c, alpha, q_c):
+    """Width, excess and their derivatives in ``ln E`` at one energy (one compilation reused
+    over energies: a vmap over the eigen solver compiles far slower than a loop runs)."""
+
+    def logs(t):
+        out = predict(l_pc, b0_ugauss, jnp.exp(t), va_over_c, alpha, q_c, "eigen")
+        return jnp.log(jnp.stack([out["width_deg"], out["fractional_excess"]]))
+
+    values, slopes = jax.jvp(logs, (log_e,), (jnp.ones_like(log_e),))
+    return jnp.exp(values[0]), jnp.exp(values[1]), slopes[0], slopes[1]
+
+
+def energy_dependence(l_pc, b0_ugauss, energies_tev, va_over_c, alpha, q_c=Q_C_DEFAULT) -> dict:
+    """Width and fractional excess over energy at fixed ``l``, with their local power-law indices.
+
+    The paper's Summary states width ∝ √p and excess ∝ p at fixed ``l``; the indices
+    ``d ln(width)/d ln E`` (exactly 1/2 by construction) and ``d ln(excess)/d ln E`` (from the
+    eigen solver, forward-mode derivative) show where the second scaling holds.
+
+    Args:
+        energies_tev: 1-d increasing energies (TeV); every ``ε = r_g(E)/l`` must stay below
+            ``EPS_MAX``. Other arguments as in :func:`predict`.
+
+    Returns:
+        ``{"energy_tev", "eps", "width_deg", "fractional_excess", "fractional_excess_leading",
+        "width_index", "excess_index"}``, arrays of the length of ``energies_tev``;
+        ``fractional_excess_leading`` is the paper's ``λ1 b/2`` (∝ p exactly).
+    """
+    _validate.increasing("energies_tev", energies_tev)
+    energies = np.asarray(energies_tev, dtype=float)
+    predict(l_pc, b0_ugauss, energies[-1], va_over_c, alpha, q_c, "asymptotic")  # checks
+    width, excess, width_index, excess_index = (
+        jnp.stack(column) for column in zip(*(
+            _log_observables_jvp(l_pc, b0_ugauss, np.log(e), va_over_c, alpha, q_c)
+            for e in energies), strict=True)
+    )
+    eps = eps_from_scale(l_pc, energies, b0_ugauss)
+    return {
+        "energy_tev": energies,
+        "eps": eps,
+        "width_deg": width,
+        "fractional_excess": excess,
+        # Beam paper: δΦ(1)/Φ(1) ≈ λ1 b/2 ≈ 53.4 ε
+        "fractional_excess_leading": LAMBDA1_FLAT * pitch_angle.peak_width(eps) / 2.0,
+        "width_index": width_index,
+        "excess_index": excess_index,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# distance to the source along the flux tube
+
+
+OBSERVED_ANISOTROPY = 1e-3
+"""Large-scale anisotropy at the Earth, ~1e-3 (beam paper, 'Particle propagation')."""
+
+
+def scattering_length_pc(l_pc, eps, va_over_c):
+    """Pitch-angle scattering length ``c/ν_ϑ = l/a`` (pc), ``a = (δ ln(1/ε) + ε^{3/2})/6``.
+
+    The unit of ``z`` in beam paper eq. (6), with ``ν_ϑ`` of eq. (5).
+    """
+    _validate.positive("l_pc", l_pc)
+    _validate.open_interval("eps", eps, 0.0, 1.0)
+    _validate.non_negative("va_over_c", va_over_c)
+    return l_pc / pitch_angle.rate_ratio(eps, va_over_c)  # Beam paper eq. (5): ν_ϑ = (v/l) a
+
+
+class SourceDistance(eqx.Module):
+    """Distance along the flux tube over which the first eigenmode decays by a given factor.
+
+    Attributes:
+        distance_pc: ``L = (c/ν_ϑ) z`` (pc).
+        z: ``ln(A_src/A_obs)/λ1``, in units of the scattering length.
+        scattering_length_pc: ``c/ν_ϑ`` (pc), :func:`scattering_length_pc`.
+        lambda1, lambda2: first two positive eigenvalues of eq. (8) (matched profile, u = 0).
+        mode_separation: ``(λ2 − λ1) z``; the paper needs ≳ 1 for the first mode to dominate.
+    """
+
+    distance_pc: jax.Array
+    z: jax.Array
+    scattering_length_pc: jax.Array
+    lambda1: jax.Array
+    lambda2: jax.Array
+    mode_separation: jax.Array
+
+
+def source_distance(
+    l_pc, eps, va_over_c, source_anisotropy, observed_anisotropy=OBSERVED_ANISOTROPY
+) -> SourceDistance:
+    """How far a source may lie for its anisotropy to decay to the observed level.
+
+    Far from the source ``Ψ ≈ C Ψ_λ1(μ) e^{−λ1 z}`` (beam paper eqs. 7-8), so an anisotropy
+    ``A_src`` at the source (z = 0) falls to ``A_obs`` at ``z = ln(A_src/A_obs)/λ1``, i.e.
+    ``L = (c/ν_ϑ) ln(A_src/A_obs)/λ1``. The paper states only that ``λ1 z ≫ 1`` ("not so small"
+    at the source); ``A_src`` is an assumption of the caller. Differentiable; float64 required.
+
+    Args:
+        l_pc: scale ``l`` (pc). eps: ``ε = r_g/l`` in (0, EPS_MAX). va_over_c: ``δ = V_A/c > 0``.
+        source_anisotropy: ``A_src``, the first-mode anisotropy at the source, > ``A_obs``.
+        observed_anisotropy: ``A_obs`` at the Earth (default 1e-3), > 0.
+    """
+    _validate.positive("va_over_c", va_over_c)
+    _validate.positive("observed_anisotropy", observed_anisotropy)
+    _validate.positive("source_anisotropy", source_anisotropy)
+    if _is_concrete(source_anisotropy) and _is_concrete(observed_anisotropy) and not np.all(
+        np.asarray(source_anisotropy) > np.asarray(observed_anisotropy)
+    ):
+        raise ValueError(
+            f"source_anisotropy={source_anisotropy!r} must exceed observed_anisotropy="
+            f"{observed_anisotropy!r} (the anisotropy decays away from the source)"
+        )
+    length = scattering_length_pc(l_pc, eps, va_over_c)
+    sol = pitch_angle.solve(eps, va_over_c, 0.0, "matched", 2)
+    lam1, lam2 = sol.lambdas[0], sol.lambdas[1]
+    z = jnp.log(source_anisotropy / observed_anisotropy) / lam1  # Beam paper eq. (7): e^{−λ1 z}
+    return SourceDistance(distance_pc=length * z, z=z, scattering_length_pc=length,
+                          lambda1=lam1, lambda2=lam2, mode_separation=(lam2 - lam1) * z)
+
+
+def first_mode_attenuation(distance_pc, l_pc, eps, va_over_c):
+    """``e^{−λ1 z}``, ``z = L ν_ϑ/c``: the factor by which the first mode (the large-scale
+    anisotropic part) decays over ``distance_pc`` along the flux tube (beam paper eq. 7);
+    the inverse of :func:`source_distance`. Float64 required."""
+    _validate.positive("distance_pc", distance_pc)
+    length = scattering_length_pc(l_pc, eps, va_over_c)
+    lam1 = pitch_angle.solve(eps, va_over_c, 0.0, "matched", 1).lambdas[0]
+    return jnp.exp(-lam1 * distance_pc / length)  # Beam paper eq. (7)
+
+
+# --------------------------------------------------------------------------------------------
+# beam sustainability against self-generated waves
+
+
+def beam_content_ratio(eps, alpha, lambda1=LAMBDA1_FLAT):
+    """``F_B/F_C = (1/8) λ1 j1⁴ ε² α``: beam paper eq. (13) with ``F0 = α F_C`` (the large-scale
+    part at μ = 1 scaling like the background, the paper's assumption behind eq. 15)."""
+    _validate.positive("eps", eps)
+    _validate.positive("alpha", alpha)
+    return lambda1 * J1_ZERO**4 * eps**2 * alpha / 8.0  # Beam paper eq. (13)
+
+
+def threshold_ratio(va_over_c, q_c=Q_C_DEFAULT):
+    """``F_th/F_C = δ/(q_c − 2)``: the beam instability threshold relative to the background
+    (beam paper, 'Beam sustainability'); independent of momentum."""
+    _validate.positive("va_over_c", va_over_c)
+    _validate.open_interval("q_c", q_c, 2.0, np.inf)
+    return va_over_c / (q_c - 2.0)  # Beam paper: F_th = δ F_C/(q_c − 2)
