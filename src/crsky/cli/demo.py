@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from crsky.io.text import load_toml
     from crsky.physics import beam
     from crsky.pipelines.ensemble import SimulationConfig, anisotropy, run_ensemble
-    from crsky.pipelines.inference import build
+    from crsky.pipelines.inference import build, model_kwargs
     from crsky.plotting.beam import plot_beam_eigenfunction
     from crsky.plotting.posterior import save_figures
 
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     sampler = SamplerConfig(chains=2, warmup=150 if args.quick else 400,
                             samples=150 if args.quick else 500, seed=0)
     idata = run_nuts(setup["model"], setup["kwargs"] | {"forward": "asymptotic"}
-                     if args.quick else setup["kwargs"], sampler)
+                     if args.quick else model_kwargs(setup), sampler)
     posterior = summarize(idata)
     paths = write_posterior(idata, {"parameters": posterior}, out / "posterior_l")
     paths |= save_figures(idata, setup["sampled"], out / "posterior_l")

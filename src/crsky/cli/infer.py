@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from crsky.cli._common import print_json
-from crsky.pipelines.inference import build
+from crsky.pipelines.inference import build, model_kwargs
 
 
 def register(subparsers) -> None:
@@ -55,17 +55,21 @@ def run(args) -> int:
     from crsky.io.posterior import write_posterior
     from crsky.plotting.posterior import save_figures
 
+    kwargs = model_kwargs(setup)
+
     summary = {"model": setup["name"], "run_file": str(args.run_file), "data": setup["data_meta"],
                "priors": {k: asdict(v) for k, v in setup["priors"].items()},
                "sampler": asdict(setup["sampler"]), "thresholds": asdict(setup["thresholds"])}
+    if "excess_table" in kwargs:
+        summary["data"]["excess_table"]["max_rel_error"] = kwargs["excess_table"].max_rel_error
     if not args.no_laplace:
         from crsky.inference.fitting import fit_laplace
 
         start = time.perf_counter()
-        fit = fit_laplace(setup["model"], setup["kwargs"], seed=setup["sampler"].seed)
+        fit = fit_laplace(setup["model"], kwargs, seed=setup["sampler"].seed)
         summary["laplace"] = fit.summary() | {"wall_s": time.perf_counter() - start}
     start = time.perf_counter()
-    idata = sampling.run_nuts(setup["model"], setup["kwargs"], setup["sampler"])
+    idata = sampling.run_nuts(setup["model"], kwargs, setup["sampler"])
     wall = time.perf_counter() - start
     parameters = sampling.summarize(idata)
     failures = sampling.check_diagnostics(idata, parameters, setup["thresholds"])

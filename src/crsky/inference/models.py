@@ -56,7 +56,7 @@ from crsky.inference.emulator import Emulator, evaluate
 from crsky.physics import beam, bgk, pitch_angle
 
 DISTRIBUTIONS = ("uniform", "loguniform", "normal", "lognormal")
-BEAM_FORWARDS = beam.FORWARDS
+BEAM_FORWARDS = ("eigen", "table", "asymptotic")
 ERROR_MODELS = ("cosmic_variance", "table")
 EIGEN_DEGREE, EIGEN_LAYERS = 5, 4
 """Resolution of the eigen solver in :func:`beam_predictions` (``crsky.physics.pitch_angle.solve``).
@@ -209,28 +209,40 @@ def beam_parameters(data: BeamData) -> dict[str, Parameter]:
     }
 
 
-def beam_predictions(params: Mapping, forward: str = "eigen", excess: bool = True) -> dict:
+def beam_predictions(
+    params: Mapping, forward: str = "eigen", excess: bool = True, excess_table=None
+) -> dict:
     """Predicted beam observables for a parameter dict (keys of :func:`beam_parameters`).
 
     Returns ``eps`` and the observables ``width_deg``, ``fractional_excess``, ``p_bmax_tev`` of
     :func:`crsky.physics.beam.predict`: width ``Δϑ = j1 √ε`` and cut-off (eq. 15) are closed
     forms; the fractional excess is, for ``forward = "eigen"``, that of the eigenfunction of
     beam paper eq. (8) with the matched ``D(μ)`` (resolution :data:`EIGEN_DEGREE`,
-    :data:`EIGEN_LAYERS`), for ``"asymptotic"`` the matched-asymptotic ``x/(1 + x)``,
-    ``x = λ1 b / 2`` (within 6 % of the eigen value for ε ≤ 0.02). With ``excess=False`` the
-    eigen solve is skipped (the excess is then the asymptotic one): for likelihoods that do
-    not use it. Differentiable in all parameters; ``ε`` must stay below
-    :data:`crsky.physics.pitch_angle.EPS_MAX`.
+    :data:`EIGEN_LAYERS`); for ``"table"`` the same from the Chebyshev table ``excess_table``
+    (:func:`crsky.physics.beam.tabulate_excess`, its ``max_rel_error`` measured when built); for
+    ``"asymptotic"`` the matched-asymptotic ``x/(1 + x)``, ``x = λ1 b / 2`` (within 6 % of the
+    eigen value for ε ≤ 0.02). With ``excess=False`` no solve or table is used (the excess is
+    then the asymptotic one): for likelihoods without the excess. Differentiable in all
+    parameters; ``ε`` must stay below :data:`crsky.physics.pitch_angle.EPS_MAX`.
     """
     _validate.one_of("forward", forward, BEAM_FORWARDS)
-    return beam.predict(
+    if forward == "table" and excess and excess_table is None:
+        raise ValueError("forward 'table' needs excess_table (crsky.physics.beam.tabulate_excess)")
+    solve = forward == "eigen" and excess
+    out = beam.predict(
         params["l_pc"], params["b0_ugauss"], params["energy_tev"], params["va_over_c"],
-        params["alpha"], params["q_c"], forward if excess else "asymptotic",
+        params["alpha"], params["q_c"], "eigen" if solve else "asymptotic",
         degree=EIGEN_DEGREE, layers=EIGEN_LAYERS,
     )
+    if forward == "table" and excess:
+        out["fractional_excess"] = beam.table_fractional_excess(
+            excess_table, out["eps"], params["va_over_c"])
+    return out
 
 
-def beam_model(data: BeamData, priors: Mapping[str, Prior], forward: str = "eigen"):
+def beam_model(
+    data: BeamData, priors: Mapping[str, Prior], forward: str = "eigen", excess_table=None
+):
     """NumPyro model: beam observables → ``l`` (and the nuisance parameters of the beam).
 
     Likelihood: ``ln(observed) ~ Normal(ln(predicted), log_sigma)`` for each observable in
@@ -238,7 +250,8 @@ def beam_model(data: BeamData, priors: Mapping[str, Prior], forward: str = "eige
     The prior is truncated to ``ε < crsky.physics.pitch_angle.EPS_MAX = 0.02`` (peak width
     ``b = j1² ε / 2 ≤ 0.15``): the beam paper's theory needs ``ε ≪ 1`` and the eigen solver is
     validated only there; the forward model is evaluated at a safe ``ε`` outside, so that no
-    NaN reaches the gradient.
+    NaN reaches the gradient. ``excess_table``: for ``forward = "table"``
+    (:func:`beam_predictions`).
     """
     params = {name: prior.sample(name) for name, prior in priors.items()}
     eps = numpyro.deterministic(
@@ -247,7 +260,7 @@ def beam_model(data: BeamData, priors: Mapping[str, Prior], forward: str = "eige
     inside = eps < pitch_angle.EPS_MAX
     safe_l = jnp.where(inside, params["l_pc"], params["l_pc"] * eps / (0.5 * pitch_angle.EPS_MAX))
     predicted = beam_predictions(params | {"l_pc": safe_l}, forward,
-                                 excess="fractional_excess" in data.observed)
+                                 "fractional_excess" in data.observed, excess_table)
     numpyro.factor("eps_below_eps_max", jnp.where(inside, 0.0, -jnp.inf))
     for name, (value, log_sigma) in data.observed.items():
         numpyro.sample(

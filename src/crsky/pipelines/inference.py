@@ -12,8 +12,16 @@ from crsky.inference.emulator import fit_quality
 from crsky.inference.sampling import SamplerConfig, Thresholds
 from crsky.io.tables import load_beam_observations, load_cl_table, load_emulator
 from crsky.io.text import load_toml, toml_key_lines
+from crsky.physics import beam
 
 MODELS = ("beam", "spectrum_p", "spectrum_sigma")
+
+EXCESS_TABLE_EPS = (1e-6, 0.02)
+"""ε range of the beam model's excess table (``forward = "table"``); below 1e-6 the eigen
+solver itself loses accuracy when δ ≲ 1e-5, and the table is clamped (the ratio to the
+asymptotic excess is flat there)."""
+EXCESS_TABLE_DELTA = (1e-5, 1e-3)
+"""δ = V_A/c range of the excess table; a ``table`` run's ``va_over_c`` prior must lie in it."""
 
 
 TOP_KEYS = {"model", "forward", "error_model", "data", "priors", "sampler", "diagnostics"}
@@ -73,6 +81,8 @@ def build(run_file: str | Path) -> dict:
         parameters = models.beam_parameters(beam_data)
         kwargs = {"data": beam_data, "forward": forward}
         model, meta = models.beam_model, {"observations": str(path("observations"))}
+        if forward == "table":
+            meta["excess_table"] = {"eps": EXCESS_TABLE_EPS, "va_over_c": EXCESS_TABLE_DELTA}
     else:
         error_model = config.get("error_model", "cosmic_variance")
         one_of(f"{run_file}: error_model", error_model, models.ERROR_MODELS)
@@ -105,8 +115,29 @@ def build(run_file: str | Path) -> dict:
     except TypeError as exc:
         raise ValueError(f"{run_file}: [sampler] or [diagnostics]: {exc}") from None
     kwargs["priors"] = models.resolve_priors(parameters, config.get("priors"))
+    if name == "beam" and kwargs["forward"] == "table":
+        prior = kwargs["priors"]["va_over_c"]
+        lo, hi = EXCESS_TABLE_DELTA
+        if prior.dist not in ("uniform", "loguniform") or prior.a < lo or prior.b > hi:
+            raise ValueError(
+                f"{run_file}: forward 'table' tabulates va_over_c over [{lo:g}, {hi:g}]; the "
+                "va_over_c prior must be uniform or loguniform inside it (else use 'eigen')"
+            )
     return {
         "name": name, "model": model, "kwargs": kwargs, "sampler": sampler,
         "thresholds": thresholds, "sampled": list(parameters), "data_meta": meta,
         "priors": kwargs["priors"],
     }
+
+
+def model_kwargs(setup: dict) -> dict:
+    """The model's keyword arguments, with the work :func:`build` leaves out because it starts
+    JAX: for the beam model with ``forward = "table"`` the Chebyshev table of the eigen excess
+    (:func:`crsky.physics.beam.tabulate_excess` over :data:`EXCESS_TABLE_EPS` ×
+    :data:`EXCESS_TABLE_DELTA`; 16 × 6 nodes, a few CPU seconds). Call it after choosing the
+    devices (``numpyro.set_host_device_count``). Float64 required."""
+    kwargs = dict(setup["kwargs"])
+    if setup["name"] == "beam" and kwargs["forward"] == "table":
+        kwargs["excess_table"] = beam.tabulate_excess(EXCESS_TABLE_EPS, EXCESS_TABLE_DELTA,
+                                                      n_eps=16, n_delta=6)
+    return kwargs
