@@ -160,3 +160,35 @@ def test_cli_bad_input_exit_2(argv, name, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and name in err
+
+
+def test_excess_table_against_the_direct_solver():
+    """Reference: crsky.physics.beam.observables (the eigen excess) at points off the nodes of
+    a small table; the interpolant must agree to the error it measured itself (asked ≤ 1e-3),
+    and its gradient in ε must match a central difference of the interpolant (1e-6)."""
+    table = beam.tabulate_excess((1e-4, 1e-2), (5e-5, 2e-4), n_eps=8, n_delta=3)
+    assert 0 < table.max_rel_error < 1e-3
+    for eps, delta in ((3e-4, 7e-5), (4e-3, 1.5e-4)):
+        direct = float(beam.observables(eps, delta).fractional_excess)
+        got = float(beam.table_fractional_excess(table, eps, delta))
+        assert got == pytest.approx(direct, rel=2 * table.max_rel_error)
+    g = jax.grad(lambda e: beam.table_fractional_excess(table, e, 1e-4))(2e-3)
+    h = 1e-6
+    fd = (float(beam.table_fractional_excess(table, 2e-3 + h, 1e-4))
+          - float(beam.table_fractional_excess(table, 2e-3 - h, 1e-4))) / (2 * h)
+    assert float(g) == pytest.approx(fd, rel=1e-6)
+
+
+def test_flat_eigenvalue_against_legendre_galerkin():
+    """Independent reference for λ1 of D ≡ 1 (eq. 9): a Legendre–Galerkin solve in numpy
+    (K = diag(2n(n+1)/(2n+1)), M the tridiagonal ∫ P_m μ P_n), 40 terms, machine precision."""
+    n = np.arange(40)
+    k = np.diag(2.0 * n * (n + 1) / (2 * n + 1))
+    m = np.zeros((40, 40))
+    off = 2.0 * (n[:-1] + 1) / ((2 * n[:-1] + 1) * (2 * n[:-1] + 3))
+    m[n[1:], n[:-1]] = m[n[:-1], n[1:]] = off
+    lam = np.linalg.eigvals(np.linalg.solve(m, k)).real
+    lam1 = np.min(lam[lam > 1e-6])
+    assert lam1 == pytest.approx(beam.LAMBDA1_FLAT, rel=1e-9)
+    flat = pitch_angle.solve(2e-3, 1e-4, 0.0, "flat", 1)
+    assert float(flat.lambdas[0]) == pytest.approx(lam1, rel=1e-8)

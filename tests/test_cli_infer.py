@@ -177,3 +177,20 @@ main(["infer", {str(ROOT / "inference" / "simulated_sigma.toml")!r},
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "devices 4 chains 4" in done.stdout
+
+
+def test_table_forward_needs_the_va_prior_inside_the_table(tmp_path):
+    """forward = "table" tabulates V_A/c over EXCESS_TABLE_DELTA: a prior reaching outside is
+    rejected when the run file is built (before any tabulation or sampling)."""
+    from crsky.cli.infer import build
+
+    run = ROOT / "inference" / "milagro_beam.toml"
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    (tmp_path / "inference").mkdir()
+    bad = tmp_path / "inference" / "bad.toml"
+    bad.write_text(run.read_text())
+    text = 'va_over_c = { dist = "loguniform", low = 3e-5, high = 3e-4 }'
+    edit(bad, text, 'va_over_c = { dist = "loguniform", low = 3e-6, high = 3e-4 }')
+    with pytest.raises(ValueError, match="va_over_c"):
+        build(bad)
+    assert build(run)["data_meta"]["excess_table"]["va_over_c"] == (1e-5, 1e-3)

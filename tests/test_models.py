@@ -269,3 +269,27 @@ def test_q1_is_the_delta_i_amplitude_4pi_squared_q1_over_nu0():
     q1 = (4 * np.pi) ** 2 * bgk.q1(kappa * jnp.eye(3), g) / (1 / (3 * kappa))
     c1 = bgk.cl(1e-9, jnp.array([1]), q1)[0]
     np.testing.assert_allclose(c1, 4 * np.pi * kappa**2 * float(g @ g), rtol=1e-6)
+
+
+def test_beam_model_table_forward_and_single_observables():
+    """The table forward equals crsky.physics.beam.table_fractional_excess at the model's ε; a
+    width-only likelihood needs no table (no excess); an unknown forward is rejected."""
+    from crsky.physics import beam
+
+    table = beam.tabulate_excess((1e-4, 1e-2), (5e-5, 2e-4), n_eps=6, n_delta=3)
+    got = models.beam_predictions(BEAM_POINT, "table", excess_table=table)
+    assert float(got["fractional_excess"]) == float(
+        beam.table_fractional_excess(table, got["eps"], BEAM_POINT["va_over_c"]))
+    eigen = models.beam_predictions(BEAM_POINT, "eigen")
+    assert float(got["fractional_excess"]) == pytest.approx(
+        float(eigen["fractional_excess"]), rel=5e-3)  # degree 5 solve vs the converged table
+    obs = data.BeamObservations(10.0, 0.1, 10.0, (1.0, 2.0))
+    width_only = models.beam_data(obs, {"width_deg": 0.3})
+    priors = models.resolve_priors(models.beam_parameters(width_only), None)
+    kwargs = {"data": width_only, "priors": priors, "forward": "table"}
+    value, _ = log_density(models.beam_model, (), kwargs, BEAM_POINT)
+    assert np.isfinite(float(value))
+    with pytest.raises(ValueError, match="excess_table"):
+        models.beam_predictions(BEAM_POINT, "table")
+    with pytest.raises(ValueError, match="forward"):
+        models.beam_predictions(BEAM_POINT, "spline")
