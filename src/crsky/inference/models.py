@@ -10,7 +10,8 @@ Models (names as used by ``crsky infer``):
 
 - ``beam`` (:func:`beam_model`): MILAGRO beam width, fractional excess and cut-off momentum
   → ``l`` (beam paper eqs. 8, 13-15), forward model through the differentiable eigen solver of
-  :mod:`crsky.physics.beam` or, switchably, its matched-asymptotic formulas; prior truncated to
+  :mod:`crsky.physics.beam`, a Chebyshev table of it, or its matched-asymptotic formulas; any
+  non-empty subset of the three observables may be used; prior truncated to
   ``ε = r_g/l < 0.02`` (the theory's ``ε ≪ 1``).
 - ``spectrum_p`` (:func:`spectrum_p_model`): ``Ĉ_l`` of one or several experiments → ``p`` and
   amplitude ``q1 = (4π)² Q1/ν0`` of the BGK closure (rel.-diffusion paper eq. 4.7, ``ν_r = ν0
