@@ -5,7 +5,7 @@ prints, per dt, κ∥ and κ⊥ at the last time and Ĉ_ℓ/Ĉ_1 (∇n ∥ B0, j
 A step is sufficient when its statistics agree with the finest step within their errors.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/step_convergence.py --out /tmp/steps \
-        [--config configs/reduced.toml] [--dts 0.04 0.02 0.01 0.005] \
+        [--config reduced] [--dts 0.04 0.02 0.01 0.005] \
         [--realisations R] [--t-omega-max T] [--chunk C] [--realisations-per-call B]
 
 ``--realisations`` and ``--t-omega-max`` override the configuration (e.g. the paper's
@@ -30,7 +30,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/reduced.toml")
+    parser.add_argument("--config", default="reduced", help="built-in name or TOML file")
     parser.add_argument("--dts", type=float, nargs="+", default=[0.04, 0.02, 0.01, 0.005])
     parser.add_argument("--ell-max", type=int, default=6)
     parser.add_argument("--realisations", type=int, default=None)
@@ -43,6 +43,7 @@ def main() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    from crsky import resources
     from crsky.io import runfile
     from crsky.io.text import load_toml
     from crsky.pipelines.ensemble import SimulationConfig, ensemble_diffusion, run_ensemble
@@ -53,7 +54,8 @@ def main() -> None:
         "realisations_per_call": args.realisations_per_call,
     }
     base = SimulationConfig.from_dict(
-        load_toml(args.config) | {k: v for k, v in overrides.items() if v is not None}
+        load_toml(resources.resolve("config", args.config))
+        | {k: v for k, v in overrides.items() if v is not None}
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
