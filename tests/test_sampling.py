@@ -123,3 +123,48 @@ def test_corner_diagonal_titles_give_median_and_68_percent_interval():
     assert axes[1, 1].get_title() == r"q1 = $(3.10_{-0.42}^{+0.53}) \times 10^{-6}$"
     assert axes[1, 0].get_title() == "" and axes[0, 1].get_title() == ""
     fig.canvas.draw()  # the mathtext titles render
+
+
+def test_inference_data_groups_for_arviz(idata):
+    """The groups ArviZ users expect: prior and predictive draws, and the NUTS statistics that
+    ``az.plot_energy`` and ``az.plot_diagnostics`` read (numpyro's extra fields, ArviZ names)."""
+    assert {"posterior", "sample_stats", "observed_data", "prior", "prior_predictive",
+            "posterior_predictive"} <= set(idata.groups())
+    stats = idata.sample_stats
+    for name in ("energy", "tree_depth", "step_size", "diverging", "acceptance_rate", "n_steps",
+                 "lp"):
+        assert stats[name].shape == (2, 1000), name
+    # n_steps = 2^depth - 1 for a full tree; ArviZ's tree_depth = floor(log2(n_steps)) + 1
+    np.testing.assert_array_equal(stats["tree_depth"], np.log2(stats["n_steps"]).astype(int) + 1)
+    assert np.all((stats["acceptance_rate"] >= 0) & (stats["acceptance_rate"] <= 1))
+    # lp = -potential energy = log joint of (mu, y): checked against scipy at the draws
+    from scipy.stats import norm
+
+    mu = idata.posterior["mu"].values
+    log_joint = norm.logpdf(mu, 0, 2) + norm.logpdf(Y[:, None, None], mu, 0.5).sum(0)
+    np.testing.assert_allclose(stats["lp"], log_joint, rtol=1e-8)
+    # predictive draws: y ~ N(mu, 0.5) around each posterior draw, one per observation
+    ppc = idata.posterior_predictive["y"].values
+    assert ppc.shape == (2, 1000, Y.size)
+    residual = (ppc - mu[..., None]) / 0.5
+    assert abs(residual.mean()) < 0.05 and abs(residual.std() - 1) < 0.05  # 12000 N(0,1) draws
+    assert idata.prior["mu"].std() == pytest.approx(2.0, rel=0.1)  # the N(0, 2) prior, 1000 draws
+    assert idata.prior_predictive["y"].shape == (1, 1000, Y.size)
+    np.testing.assert_array_equal(idata.observed_data["y"], Y)
+    az.plot_energy(idata)  # runs (it needs sample_stats.energy)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_coordinates_label_observations():
+    ell = np.array([2, 3, 4, 5, 6, 7])
+    idata = sampling.run_nuts(conjugate, {"y": Y}, sampling.SamplerConfig(chains=1, warmup=50,
+                                                                         samples=50),
+                              coords={"ell": ell}, dims={"y": ["ell"]})
+    for group in ("observed_data", "posterior_predictive", "prior_predictive"):
+        np.testing.assert_array_equal(idata[group]["ell"], ell)
+        assert idata[group]["y"].dims[-1] == "ell"
+    assert "posterior_predictive" not in sampling.run_nuts(
+        conjugate, {"y": Y}, sampling.SamplerConfig(chains=1, warmup=20, samples=20),
+        predictive=False).groups()

@@ -16,13 +16,32 @@ COMMANDS = (
 )
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` ends each option with ``(default: ...)``, except where there is no default
+    (``None``, a switch that is off) or the help text states it already."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub-)command parser formats its help with :class:`HelpFormatter`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``crsky`` argument parser with all sub-commands registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="crsky", description="Model the cosmic-ray sky and infer the turbulence behind it."
     )
     parser.add_argument("--version", action="version", version=f"crsky {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"crsky.cli.{name}").register(sub)
     return parser

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("runfile", help="run file written by 'crsky simulate'")
-    p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"))
+    p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"),
+                   help="gradient of the density relative to B0")
     p.add_argument("--ell-max", type=int, default=None, help="largest multipole (default: all)")
     p.add_argument("--t-omega", type=float, default=None,
                    help="saved back-tracking time t*Omega to export (default: the last)")

@@ -46,6 +46,29 @@ def fresh_folder(out: str | Path) -> Path:
     return candidate
 
 
+def markdown_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: ``|`` escaped, no line breaks."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def format_value(result: dict) -> str:
+    """A result of the demo summary as text: value, ``± error`` or the 68 % (and 95 %)
+    interval, and the comparison values it carries."""
+    text = f"{result['value']:.3g}"
+    if "error" in result:
+        text += f" ± {result['error']:.2g}"
+    if "interval_68" in result:
+        lo, hi = result["interval_68"]
+        text += f" (68 %: {lo:.3g} to {hi:.3g})"
+    if "interval_95" in result:
+        lo, hi = result["interval_95"]
+        text += f" (95 %: {lo:.3g} to {hi:.3g})"
+    for key in ("flat", "asymptotic"):
+        if key in result:
+            text += f"; {key}: {result[key]:.3g}"
+    return text
+
+
 def _step(number: int, text: str) -> float:
     print(f"[{number}/5] {text} ...", flush=True)
     return time.perf_counter()
@@ -92,29 +115,34 @@ def run(args: argparse.Namespace) -> int:
     from crsky.inference.sampling import SamplerConfig, run_nuts, summarize
     from crsky.io import runfile
     from crsky.io.posterior import write_posterior
-    from crsky.io.text import load_toml
+    from crsky.io.text import load_toml, to_builtin
     from crsky.physics import beam
     from crsky.pipelines.ensemble import SimulationConfig, anisotropy, run_ensemble
     from crsky.pipelines.inference import build, model_kwargs
     from crsky.plotting.beam import plot_beam_eigenfunction
-    from crsky.plotting.posterior import save_figures
+    from crsky.plotting.posterior import log_uniform, save_figures
 
     out = fresh_folder(args.out)
     print(f"crsky demo: writing the report to {out}/")
     values = load_toml(resources.resolve("config", SIMULATION))
     config = SimulationConfig.from_dict(values | (QUICK if args.quick else {}))
-    rows = []
+    results = {}
 
     t0 = _step(1, f"back-tracking {config.realisations} realisations x {12 * config.nside**2} "
                   f"CRs through {config.modes} modes to tOmega = {config.t_omega_max:g}")
     summary = run_ensemble(config, out / "run.h5")
-    rows += [("kappa_parallel [Lc c]", f"{summary['kappa_parallel']:.3f} +- "
-                                       f"{summary['kappa_parallel_err']:.3f}"),
-             ("kappa_perp [Lc c]", f"{summary['kappa_perp']:.4f} +- "
-                                   f"{summary['kappa_perp_err']:.4f}"),
-             ("max |p| drift", f"{summary['momentum_drift_max']:.1e}"),
-             ("back-tracking [mode evaluations/s]",
-              f"{summary['mode_evaluations_per_second']:.2e}")]
+    t_max = float(summary["t_omega"][-1])
+    for name, symbol in (("parallel", "κ∥"), ("perp", "κ⊥")):
+        results[f"kappa_{name}_at_t_max"] = {
+            "label": f"{symbol}, running value at tΩ = {t_max:g}",
+            "value": summary[f"kappa_{name}"], "error": summary[f"kappa_{name}_err"],
+            "unit": "Lc c", "t_omega": t_max,
+        }
+    results["momentum_drift_max"] = {"label": "max |p̂| drift (|p̂| − 1 over all steps)",
+                                      "value": summary["momentum_drift_max"], "unit": "1"}
+    results["mode_evaluations_per_second"] = {
+        "label": "back-tracking speed", "value": summary["mode_evaluations_per_second"],
+        "unit": "mode evaluations/s"}
     print(f"      {time.perf_counter() - t0:.0f} s")
 
     t0 = _step(2, "angular power spectra versus back-tracking time (Figs. 2 and 3)")
@@ -126,19 +154,25 @@ def run(args: argparse.Namespace) -> int:
     t0 = _step(3, "BGK fit of the exponent p of nu_r to the simulated spectrum")
     ell_max = min(8, config.lmax_spectra)
     p_fit = fit_p(stats["parallel"], ell_max)["p"]
-    rows.append((f"BGK exponent p (grad n || B0, 1 <= l <= {ell_max})",
-                 f"{p_fit['median']:.2f} (68%: {p_fit['q68'][0]:.2f}-{p_fit['q68'][1]:.2f})"))
+    results["bgk_p"] = {
+        "label": f"BGK exponent p (∇n ∥ B0, 1 ≤ ℓ ≤ {ell_max}, Laplace fit)",
+        "value": p_fit["median"], "interval_68": p_fit["q68"], "unit": "1",
+        "ell_range": [1, ell_max], "t_omega": t_max, "orientation": "parallel",
+    }
     print(f"      {time.perf_counter() - t0:.0f} s")
 
     t0 = _step(4, "beam eigen solution for a 10 deg beam")
     eps = float(beam.eps_from_width(BEAM["width_deg"]))
     obs = beam.observables(eps, BEAM["delta"])
-    rows += [("beam eps from 10 deg", f"{eps:.2e}"),
-             ("lambda1", f"{float(obs['lambda1']):.3f} (flat D: "
-                         f"{float(obs['lambda1_flat']):.3f})"),
-             ("fractional excess (eigenfunction / asymptotic)",
-              f"{float(obs['fractional_excess']):.3f} / "
-              f"{float(obs['fractional_excess_asymptotic']):.3f}")]
+    results["beam_eps"] = {"label": f"beam ε = r_g/l for a {BEAM['width_deg']:g}° beam",
+                           "value": eps, "unit": "1", "width_deg": BEAM["width_deg"]}
+    results["lambda1"] = {"label": "λ1 (matched D; flat D alongside)",
+                          "value": float(obs["lambda1"]), "flat": float(obs["lambda1_flat"]),
+                          "unit": "1"}
+    results["fractional_excess"] = {
+        "label": "fractional excess (eigenfunction; asymptotic alongside)",
+        "value": float(obs["fractional_excess"]),
+        "asymptotic": float(obs["fractional_excess_asymptotic"]), "unit": "1"}
     fig = plot_beam_eigenfunction(eps, BEAM["delta"])
     figures["beam_eigenfunction"] = out / "beam_eigenfunction.png"
     fig.savefig(figures["beam_eigenfunction"], dpi=110, bbox_inches="tight")
@@ -152,23 +186,26 @@ def run(args: argparse.Namespace) -> int:
                      if args.quick else model_kwargs(setup), sampler)
     posterior = summarize(idata)
     paths = write_posterior(idata, {"parameters": posterior}, out / "posterior_l")
-    paths |= save_figures(idata, setup["sampled"], out / "posterior_l")
+    paths |= save_figures(idata, setup["sampled"], out / "posterior_l", units=setup["units"],
+                          log_scale=log_uniform(setup["priors"]))
     figures["corner_l"] = paths["corner"]
     l_post = posterior["l_pc"]
-    rows.append(("turbulence scale l [pc] (beam paper: ~1 pc)",
-                 f"{l_post['median']:.2g} (68%: {l_post['q68'][0]:.2g}-"
-                 f"{l_post['q68'][1]:.2g})"))
+    results["l_pc"] = {"label": "turbulence scale l (NUTS median; beam paper: ~1 pc)",
+                       "value": l_post["median"], "interval_68": l_post["q68"],
+                       "interval_95": l_post["q95"], "unit": "pc"}
     print(f"      {time.perf_counter() - t0:.0f} s")
 
-    width = max(len(k) for k, _ in rows)
-    table = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-    print("\n" + table)
+    rows = [(r["label"], format_value(r), r["unit"]) for r in results.values()]
+    width = max(len(k) for k, _, _ in rows)
+    print("\n" + "\n".join(f"{k:<{width}}  {v} {u if u != '1' else ''}" for k, v, u in rows))
     report = ["# crsky demo report", "",
               f"Simulation: `{json.dumps(config.to_dict())}`", "",
-              "| quantity | value |", "| --- | --- |"]
-    report += [f"| {k} | {v} |" for k, v in rows]
-    report += [""] + [f"![{name}]({Path(p).relative_to(out)})" for name, p in figures.items()]
+              "| quantity | value | unit |", "| --- | --- | --- |"]
+    report += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
+    report += [""] + [f"![{name}]({Path(p).relative_to(out).as_posix()})"
+                      for name, p in figures.items()]
     (out / "report.md").write_text("\n".join(report) + "\n")
-    (out / "summary.json").write_text(json.dumps(dict(rows), indent=2))
+    (out / "summary.json").write_text(
+        json.dumps(to_builtin(results), indent=2, allow_nan=True) + "\n")
     print(f"\nreport: {out / 'report.md'}")
     return 0 if np.isfinite(p_fit["median"]) else 1

@@ -1,5 +1,8 @@
 """``crsky eigen``: first eigenvalues of beam paper eq. (8) and the beam observables."""
 
+# crsky.physics.pitch_angle.PROFILES (not imported here: help needs no JAX; a test compares)
+PROFILES = ("flat", "matched", "gs")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -12,10 +15,18 @@ def register(subparsers) -> None:
             "formulas of the beam paper (docs/physics.md (B9)-(B11))."
         ),
     )
-    p.add_argument("--eps", type=float, required=True, help="eps = r_g / l, in (0, 1)")
-    p.add_argument("--delta", type=float, default=1e-4, help="delta = V_A / c >= 0")
+    p.add_argument("--eps", type=float, required=True,
+                   help="eps = r_g / l. Accepted and validated ranges by profile: matched and "
+                        "gs: 0 < eps <= 0.02 (EPS_MAX, peak width b = j1^2 eps / 2 <= 0.15; "
+                        "eigenvalues converged to 1e-7 relative for 1e-5 <= eps <= 0.02 at "
+                        "delta = 1e-4); flat: 0 < eps < 1 (D = 1 does not depend on eps, which "
+                        "only places the mesh)")
+    p.add_argument("--delta", type=float, default=1e-4,
+                   help="delta = V_A / c; >= 0 (> 0 for gs)")
     p.add_argument("--u", type=float, default=0.0, help="bulk speed in units of c, |u| < 1")
-    p.add_argument("--profile", default="matched", help="flat, matched or gs")
+    p.add_argument("--profile", default="matched", choices=PROFILES,
+                   help="scattering profile D(mu): flat (D = 1), matched (the beam paper's inner "
+                        "form), gs (Goldreich-Sridhar, beam paper eqs. 3-4)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=run)
 

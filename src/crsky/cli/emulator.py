@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--sigmas", type=float, nargs="+", required=True,
                    help="turbulence levels sigma = <dB^2>^(1/2)/B0, increasing")
     p.add_argument("--runs", required=True, help="folder for the run files")
-    p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"))
+    p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"),
+                   help="gradient of the density relative to B0")
     p.add_argument("--out", required=True, help="emulator table to write (CSV)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)

@@ -9,7 +9,7 @@ are still written), 2 for bad input.
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from crsky.cli._common import print_json
@@ -32,11 +32,27 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="print per parameter median, 68%%/95%% intervals, r_hat and ESS")
     p.add_argument("--no-laplace", action="store_true", help="skip the MAP + Laplace fit")
+    for name, text in SAMPLER_FLAGS.items():
+        p.add_argument(f"--{name}", type=int, help=text)
+    p.add_argument("--no-progress", action="store_true",
+                   help="hide the NUTS progress bar (shown by default when stderr is a terminal)")
     p.set_defaults(func=run)
 
 
+# flags that override the run file's [sampler] table
+SAMPLER_FLAGS = {
+    "chains": "number of NUTS chains (default: the run file's, else 4)",
+    "warmup": "warm-up iterations per chain (default: the run file's, else 1000)",
+    "samples": "kept draws per chain (default: the run file's, else 1000)",
+    "seed": "PRNG seed of the sampler (default: the run file's, else 0)",
+}
 
 
+def sampler_from_args(sampler, args):
+    """The run file's :class:`~crsky.inference.sampling.SamplerConfig` with the command-line
+    overrides (validated: ``ValueError`` naming the flag's field)."""
+    overrides = {k: getattr(args, k) for k in SAMPLER_FLAGS if getattr(args, k) is not None}
+    return replace(sampler, **overrides)
 
 
 def run(args) -> int:
@@ -44,6 +60,8 @@ def run(args) -> int:
     if out.exists():
         raise ValueError(f"--out {str(out)!r} already exists; choose a new folder")
     setup = build(args.run_file)
+    setup["sampler"] = sampler_from_args(setup["sampler"], args)
+    progress = not args.no_progress and sys.stderr.isatty()
 
     import numpyro
 
@@ -53,7 +71,7 @@ def run(args) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from crsky.inference import sampling
     from crsky.io.posterior import write_posterior
-    from crsky.plotting.posterior import save_figures
+    from crsky.plotting.posterior import log_uniform, save_figures, truths_from_meta
 
     kwargs = model_kwargs(setup)
 
@@ -69,7 +87,8 @@ def run(args) -> int:
         fit = fit_laplace(setup["model"], kwargs, seed=setup["sampler"].seed)
         summary["laplace"] = fit.summary() | {"wall_s": time.perf_counter() - start}
     start = time.perf_counter()
-    idata = sampling.run_nuts(setup["model"], kwargs, setup["sampler"])
+    idata = sampling.run_nuts(setup["model"], kwargs, setup["sampler"],
+                              progress=progress, coords=setup["coords"], dims=setup["dims"])
     wall = time.perf_counter() - start
     parameters = sampling.summarize(idata)
     failures = sampling.check_diagnostics(idata, parameters, setup["thresholds"])
@@ -80,7 +99,9 @@ def run(args) -> int:
         "nuts_wall_s": wall,
     }
     paths = write_posterior(idata, summary, out)
-    paths |= save_figures(idata, setup["sampled"], out)
+    paths |= save_figures(idata, setup["sampled"], out, units=setup["units"],
+                          log_scale=log_uniform(setup["priors"]),
+                          truths=truths_from_meta(setup["data_meta"], setup["sampled"]))
     if args.json:
         print_json({"parameters": parameters, "diagnostics": summary["diagnostics"],
                     "files": {k: str(v) for k, v in paths.items()}})

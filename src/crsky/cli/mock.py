@@ -19,12 +19,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--experiments", default="cl_experiments.toml",
                    help="TOML file of experiments (f_sky, noise, ell_max); a bare file name is "
-                        "looked up among the built-in data tables first (default: %(default)s)")
+                        "looked up among the built-in data tables first")
     p.add_argument("--only", nargs="+", help="use only these experiments")
     p.add_argument("--p", type=float, required=True, help="true exponent p of nu_r, 0 < p < 1")
     p.add_argument("--q1", type=float, required=True,
                    help="true BGK amplitude of the dI spectrum, q1 = (4 pi)^2 Q1/nu0")
-    p.add_argument("--ell-min", type=int, default=1, help="smallest multipole (default 1)")
+    p.add_argument("--ell-min", type=int, default=1, help="smallest multipole")
     p.add_argument("--seed", type=int, required=True, help="seed of the Gaussian draws")
     p.add_argument("--out", required=True, help="C_l table to write (CSV)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")

@@ -39,8 +39,9 @@ def draw(runfile_path: str | Path, out: str | Path, realisation: int = 0,
 def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str = "parallel",
              fits: bool = False, stats: dict | None = None) -> dict[str, Path]:
     """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png`` (and
-    with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc) of a loaded
-    run (:func:`crsky.io.runfile.load`). ``stats``: its
+    with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc, its header
+    described by :func:`fits_header`) of a loaded run (:func:`crsky.io.runfile.load`).
+    ``stats``: its
     :func:`crsky.pipelines.ensemble.anisotropy`, if the
     caller has it already (computed here otherwise); it must hold both orientations."""
     import matplotlib
@@ -54,7 +55,7 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     from crsky.physics import sky
     from crsky.pipelines.ensemble import anisotropy
     from crsky.plotting import spectra as plotting
-    from crsky.plotting.sky import sky_map
+    from crsky.plotting.sky import DELTA_I_LABEL, sky_map
 
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
     indices = np.asarray(run["indices"])
@@ -71,9 +72,10 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     out.mkdir(parents=True, exist_ok=True)
     stats = anisotropy(run) if stats is None else stats
     maps = run["maps_last"][list(indices).index(realisation)]
+    gradient = sky.reference_gradient(orientation)
     delta_i = sky.relative_intensity(
-        jnp.asarray(maps[:, :3]), jnp.asarray(maps[:, 3:]),
-        sky.reference_gradient(orientation), stats[orientation]["K_liouville"],
+        jnp.asarray(maps[:, :3]), jnp.asarray(maps[:, 3:]), gradient,
+        stats[orientation]["K_liouville"],
     )
     figures = {
         "fig2_spectrum_vs_time": plotting.spectrum_evolution(stats),
@@ -82,6 +84,7 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
             np.asarray(delta_i),
             title=rf"$\delta I$, realisation {realisation}, "
             rf"$t\Omega = {run['t_omega'][-1]:g}$, $\nabla n$ {orientation} to $B_0$",
+            unit=DELTA_I_LABEL, gradient=np.asarray(gradient),
         ),
     }
     paths = {}
@@ -89,9 +92,37 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
         paths[name] = out / f"{name}.png"
         fig.savefig(paths[name], dpi=110, bbox_inches="tight")
     if fits:
-        paths["sky_map_fits"] = write_fits(out / "sky_map.fits", np.asarray(delta_i),
-                                               overwrite=True)
+        paths["sky_map_fits"] = write_fits(
+            out / "sky_map.fits", np.asarray(delta_i), overwrite=True, column_names=["DELTA_I"],
+            column_units="", header=fits_header(run, realisation, orientation, gradient),
+        )
     return paths
+
+
+def fits_header(run: dict, realisation: int, orientation: str, gradient) -> dict:
+    """FITS keywords of a δI map of ``crsky plot``: quantity and unit, frame, time, gradient,
+    realisation and the run's physical parameters."""
+    import numpy as np
+
+    config, t_omega = run["config"], float(run["t_omega"][-1])
+    g = np.asarray(gradient, dtype=float)
+    return {
+        "QUANTITY": ("relative intensity dI = (4 pi f - n)/n", "eq. 2.1"),
+        "BUNIT": ("", "dimensionless, linear in |grad n|/n"),
+        "FRAME": ("B0_ALONG_Z", "arrival directions; B0 along +z (theta=0)"),
+        "B0DIR": ("+Z", "direction of the regular field B0"),
+        "TOMEGA": (t_omega, "back-tracking time t*Omega [1/Omega]"),
+        "T_LCC": (t_omega * float(config["r_larmor"]), "back-tracking time T [Lc/c]"),
+        "GRADDIR": (orientation, "grad n relative to B0"),
+        "GRADNORM": (float(np.linalg.norm(g)), "|grad n|/n [1/Lc]"),
+        "GRADX": (float(g[0] / np.linalg.norm(g)), "unit vector of grad n, x"),
+        "GRADY": (float(g[1] / np.linalg.norm(g)), "unit vector of grad n, y"),
+        "GRADZ": (float(g[2] / np.linalg.norm(g)), "unit vector of grad n, z"),
+        "REALIS": (int(realisation), "field realisation (0-based)"),
+        "RLARMOR": (float(config["r_larmor"]), "Larmor radius r_L [Lc]"),
+        "SIGMA2": (float(config["sigma2"]), "turbulence level <dB^2>/B0^2"),
+        "SEED": (int(config["seed"]), "PRNG seed of the ensemble"),
+    }
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 from numpyro.infer import MCMC, NUTS
+from numpyro.primitives import Messenger
 
 from crsky import _validate
 
@@ -59,14 +60,59 @@ class Thresholds:
             raise ValueError(f"max_divergences must be an integer >= 0, got {n!r}")
 
 
-def run_nuts(model, model_kwargs: dict, config: SamplerConfig = SamplerConfig()):
+EXTRA_FIELDS = ("energy", "num_steps", "accept_prob", "adapt_state.step_size", "diverging",
+                "potential_energy")
+"""Per-draw NUTS statistics kept; ArviZ names them ``energy``, ``n_steps`` (and
+``tree_depth = log2(n_steps) + 1``), ``acceptance_rate``, ``step_size``, ``diverging``, ``lp``
+(minus the potential energy: the log joint density of the unconstrained parameters)."""
+
+
+def observed_sites(model, model_kwargs: dict) -> list[str]:
+    """Names of the observed sample sites of ``model(**model_kwargs)`` (likelihood terms; the
+    ``numpyro.factor`` sites, which have no distribution to draw from, are left out)."""
+    from numpyro import handlers
+    from numpyro.distributions import Unit
+
+    trace = handlers.trace(handlers.seed(model, 0)).get_trace(**model_kwargs)
+    return [name for name, site in trace.items() if site["type"] == "sample"
+            and site["is_observed"] and not isinstance(site["fn"], Unit)]
+
+
+class _Unobserved(Messenger):
+    """Turns the observed sites ``sites`` into sampled ones with the data's shape (for
+    predictive draws: numpyro's ``Predictive`` would otherwise return the data themselves, and a
+    likelihood broadcast against the data would draw one value for all of them)."""
+
+    def __init__(self, fn, sites):
+        self.sites = frozenset(sites)
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg["name"] in self.sites:
+            fn, shape = msg["fn"], np.shape(msg["value"])
+            batch = shape[: len(shape) - len(fn.event_shape)]
+            if tuple(fn.batch_shape) != batch:
+                msg["fn"] = fn.expand(batch)
+            msg["value"], msg["is_observed"] = None, False
+
+
+def run_nuts(model, model_kwargs: dict, config: SamplerConfig = SamplerConfig(), *,
+             progress: bool = False, predictive: bool = True, coords: dict | None = None,
+             dims: dict | None = None):
     """Sample ``model(**model_kwargs)`` with NUTS; returns ``arviz.InferenceData``.
 
     Chains run in parallel when ``jax.local_device_count() >= config.chains`` (on CPU the caller
-    sets ``numpyro.set_host_device_count`` before JAX starts), else sequentially. The
-    ``sample_stats`` group holds ``diverging``.
+    sets ``numpyro.set_host_device_count`` before JAX starts), else sequentially.
+
+    Groups: ``posterior``; ``sample_stats`` with :data:`EXTRA_FIELDS` (so ``az.plot_energy``
+    works); ``observed_data``; with ``predictive`` also ``prior`` and ``prior_predictive``
+    (``config.samples`` draws from the prior, one chain) and ``posterior_predictive`` (the
+    observed sites drawn at every posterior draw), from ``numpyro.infer.Predictive``.
+    ``coords``/``dims``: ArviZ coordinates of array-valued sites (e.g. ``{"ell": [...]}`` and
+    ``{"cl_obs": ["ell"]}``). ``progress``: numpyro's progress bar during warm-up and sampling.
     """
     import arviz as az
+    from numpyro.infer import Predictive
 
     parallel = jax.local_device_count() >= config.chains
     mcmc = MCMC(
@@ -75,10 +121,27 @@ def run_nuts(model, model_kwargs: dict, config: SamplerConfig = SamplerConfig())
         num_samples=config.samples,
         num_chains=config.chains,
         chain_method="parallel" if parallel else "sequential",
-        progress_bar=False,
+        progress_bar=progress,
     )
-    mcmc.run(jax.random.PRNGKey(config.seed), **model_kwargs)
-    return az.from_numpyro(mcmc)
+    key_nuts, key_prior, key_post = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+    mcmc.run(key_nuts, extra_fields=EXTRA_FIELDS, **model_kwargs)
+    groups = {}
+    if predictive:
+        observed = observed_sites(model, model_kwargs)
+        free = _Unobserved(model, observed)
+        groups["prior"] = Predictive(free, num_samples=config.samples)(key_prior, **model_kwargs)
+        by_chain = mcmc.get_samples(group_by_chain=True)
+        # one chain at a time: the forward model is vmapped over the draws of one chain only
+        draws = [
+            Predictive(free, posterior_samples={k: v[c] for k, v in by_chain.items()},
+                       return_sites=observed)(jax.random.fold_in(key_post, c), **model_kwargs)
+            for c in range(config.chains)
+        ]
+        groups["posterior_predictive"] = {
+            name: np.stack([np.asarray(d[name]) for d in draws]) for name in observed
+        }
+    idata = az.from_numpyro(mcmc, coords=coords, dims=dims, **groups)
+    return idata
 
 
 def interval_summary(samples: np.ndarray) -> dict:

@@ -5,8 +5,8 @@ Layout (``format_version`` 1)::
     /                       attrs: format="crsky-run", format_version, crsky_version, created,
                                    config (JSON of
                                    :class:`crsky.pipelines.ensemble.SimulationConfig`)
-    /t_omega                (n_times,)        saved back-tracking times τ = tΩ
-    /directions             (Npix, 3)         arrival directions n̂ (HEALPix RING centres)
+    /t_omega                (n_times,)        saved back-tracking times τ = tΩ [1/Ω]
+    /directions             (Npix, 3)         arrival directions n̂ (HEALPix RING centres) [1]
     /realisations/rNNNNN    one group per finished realisation NNNNN (0-based), attrs:
                             wall_seconds, n_steps, momentum_drift_max, field_rms_over_b0
         modes/k             (N, 3)  wave vectors k_n [1/Lc]
@@ -17,7 +17,10 @@ Layout (``format_version`` 1)::
         rr_var              (n_times, 3, 3)   variance of r_i r_j over trajectories [Lc⁴]
         r, p                (n_times, Npix, 3) positions [Lc] and p̂ (only with
                             ``save_trajectories``)
-        <further per-realisation arrays written by the spectra stage>
+        spectra/...,maps_last per-realisation arrays of the spectra stage
+
+Every dataset of a known name carries a ``unit`` attribute (:data:`UNITS`; ``"1"``:
+dimensionless), as ``h5py`` users read it: ``f["t_omega"].attrs["unit"]``.
 
 A realisation is written under a temporary name and renamed into place only when complete, with
 the file open just for that write. An interrupted run (Ctrl-C, kill -9) therefore leaves only
@@ -40,6 +43,26 @@ FORMAT = "crsky-run"
 FORMAT_VERSION = 1
 _PARTIAL = "_partial"
 
+_BASIS = "r rows/columns in Lc, p rows/columns 1 (basis maps r_x, r_y, r_z, p_x, p_y, p_z)"
+UNITS = {
+    "t_omega": "1/Omega (back-tracking time t*Omega)",
+    "directions": "1 (unit vectors)",
+    "modes/k": "1/Lc",
+    "modes/amplitude": "B0",
+    "modes/phase": "rad",
+    "r_mean": "Lc",
+    "rr_mean": "Lc^2",
+    "rr_var": "Lc^4",
+    "r": "Lc",
+    "p": "1 (unit vectors)",
+    "maps_last": "columns 0-2 (r) in Lc, columns 3-5 (p) 1",
+    "spectra/cross_spectra": f"products of the basis maps' units: {_BASIS}",
+    "spectra/alm_low": f"unit of each basis map: {_BASIS}",
+    "spectra/mean": f"unit of each basis map: {_BASIS}",
+    "spectra/second_moments": f"products of the basis maps' units: {_BASIS}",
+}
+"""The ``unit`` attribute of each run-file dataset (lengths in Lc, fields in B0)."""
+
 
 def create(path: Path, config: dict, t_omega: np.ndarray, directions: np.ndarray) -> None:
     """Write a new run file with its header (fails if ``path`` exists)."""
@@ -49,8 +72,8 @@ def create(path: Path, config: dict, t_omega: np.ndarray, directions: np.ndarray
         f.attrs["crsky_version"] = __version__
         f.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat()
         f.attrs["config"] = json.dumps(config, sort_keys=True)
-        f.create_dataset("t_omega", data=np.asarray(t_omega, np.float64))
-        f.create_dataset("directions", data=np.asarray(directions, np.float64))
+        for name, value in (("t_omega", t_omega), ("directions", directions)):
+            f.create_dataset(name, data=np.asarray(value, np.float64)).attrs["unit"] = UNITS[name]
         f.create_group("realisations")
 
 
@@ -79,6 +102,15 @@ def read_config(path: Path) -> dict:
         return json.loads(f.attrs["config"])
 
 
+def update_config(path: Path, config: dict) -> None:
+    """Replace the configuration stored in a run file (a resumed run that asks for more
+    realisations records the new count)."""
+    with _open_write(path) as f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(f"{str(path)!r} is not a crsky run file")
+        f.attrs["config"] = json.dumps(config, sort_keys=True)
+
+
 def completed(path: Path) -> list[int]:
     """Indices of the realisations stored complete in ``path``."""
     with _open_read(path) as f:
@@ -105,7 +137,10 @@ def write_realisation(path: Path, index: int, arrays: dict, attrs: dict) -> None
             del group[tmp]
         g = group.create_group(tmp)
         for name, value in arrays.items():
-            g.create_dataset(name, data=np.asarray(value), compression="gzip", compression_opts=1)
+            data = g.create_dataset(name, data=np.asarray(value), compression="gzip",
+                                    compression_opts=1)
+            if name in UNITS:
+                data.attrs["unit"] = UNITS[name]
         for name, value in attrs.items():
             g.attrs[name] = value
         group.move(tmp, f"r{index:05d}")

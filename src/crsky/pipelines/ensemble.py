@@ -42,6 +42,10 @@ from crsky.physics.turbulence import (
 from crsky.pipelines.sharding import shard_trajectories
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+TSIT5_TOLERANCES = {"float64": (1e-8, 1e-10), "float32": (1e-6, 1e-8)}
+"""Default Tsit5 ``(rtol, atol)`` by dtype: in float64 those of
+:func:`crsky.physics.tracing.backtrack`; in float32 the tightest a step controller can meet
+(rtol a few float32 ulps, ~1.2e-7 each)."""
 _KIND = {
     int: "integer", int | None: "integer", float: "number", float | None: "number",
     str: "string", bool: "boolean",
@@ -70,7 +74,7 @@ class SimulationConfig:
         dtype: ``"float32"`` (fast) or ``"float64"`` (needs ``jax_enable_x64``).
         seed: PRNG seed of the ensemble.
         dt: Boris step (Tsit5 initial step) in 1/Ω; ``None`` = :func:`default_step`.
-        rtol, atol: Tsit5 tolerances.
+        rtol, atol: Tsit5 tolerances; ``None`` = :data:`TSIT5_TOLERANCES` of the dtype.
         ell_max: largest multipole of the stored spectra; ``None`` = 2 nside (the range where
             the JAX transform matches healpy to 1e-8).
         spectra_method: ``"jax"`` or ``"healpy"`` back-end of the per-realisation spectra.
@@ -100,8 +104,8 @@ class SimulationConfig:
     dtype: str = "float32"
     seed: int = 0
     dt: float | None = None
-    rtol: float = 1e-6
-    atol: float = 1e-8
+    rtol: float | None = None
+    atol: float | None = None
     ell_max: int | None = None
     spectra_method: str = "jax"
     save_trajectories: bool = False
@@ -119,6 +123,9 @@ class SimulationConfig:
         log_times(self.t_omega_max, self.n_times, self.t_omega_min)
         _validate.one_of("solver", self.solver, SOLVERS)
         _validate.one_of("dtype", self.dtype, DTYPES)
+        for name, default in zip(("rtol", "atol"), TSIT5_TOLERANCES[self.dtype], strict=True):
+            if getattr(self, name) is None:  # stored resolved: the run file holds the number
+                object.__setattr__(self, name, default)
         _validate.non_negative_int("seed", self.seed)
         if self.dt is not None:
             _validate.positive("dt", self.dt)
@@ -332,6 +339,11 @@ def run_ensemble(
         out.parent.mkdir(parents=True, exist_ok=True)
         runfile.create(out, config.to_dict(), config.t_omega, directions)
     done = set(runfile.completed(out))
+    if resume:  # the file records the count asked for now (never fewer than it holds)
+        held = max(done, default=-1) + 1
+        runfile.update_config(
+            out, config.to_dict() | {"realisations": max(config.realisations, held)}
+        )
     wanted = range(config.realisations) if indices is None else indices
     todo = [i for i in wanted if i not in done]
     per_call = config.realisations_per_call

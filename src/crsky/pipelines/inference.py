@@ -49,7 +49,9 @@ def build(run_file: str | Path) -> dict:
 
     Returns ``model`` (function), ``kwargs`` (its arguments), ``sampler``
     (:class:`~crsky.inference.sampling.SamplerConfig`), ``thresholds``, ``sampled`` (parameter
-    names), ``data_meta`` (header of the data file, e.g. the truth of mock data).
+    names), ``units`` (unit of each parameter, ``"1"`` dimensionless), ``data_meta`` (header of
+    the data file, e.g. the truth of mock data), ``coords`` and
+    ``dims`` (ArviZ labels of the observed sites: ℓ of each C_ℓ row of the spectrum models).
     ``run_file`` is a built-in name (``"milagro_beam"``, :func:`crsky.resources.names`) or a
     path.
     """
@@ -83,6 +85,7 @@ def build(run_file: str | Path) -> dict:
         model, meta = models.beam_model, {"observations": str(path("observations"))}
         if forward == "table":
             meta["excess_table"] = {"eps": EXCESS_TABLE_EPS, "va_over_c": EXCESS_TABLE_DELTA}
+        coords, dims = None, None
     else:
         error_model = config.get("error_model", "cosmic_variance")
         one_of(f"{run_file}: error_model", error_model, models.ERROR_MODELS)
@@ -92,6 +95,7 @@ def build(run_file: str | Path) -> dict:
             table.get("experiments"),
         )
         kwargs = {"data": spectrum, "error_model": error_model}
+        coords, dims = {"ell": spectrum.ell}, {"cl_obs": ["ell"]}
         meta = {"cl_table": str(path("cl_table"))} | cl_table.meta
         if name == "spectrum_p":
             parameters = models.spectrum_p_parameters(spectrum, error_model)
@@ -126,7 +130,8 @@ def build(run_file: str | Path) -> dict:
     return {
         "name": name, "model": model, "kwargs": kwargs, "sampler": sampler,
         "thresholds": thresholds, "sampled": list(parameters), "data_meta": meta,
-        "priors": kwargs["priors"],
+        "priors": kwargs["priors"], "coords": coords, "dims": dims,
+        "units": {k: par.unit for k, par in parameters.items()},
     }
 
 

@@ -1,4 +1,11 @@
-"""Sky maps: Mollweide views of HEALPix relative-intensity maps."""
+"""Sky maps: Mollweide views of HEALPix relative-intensity maps.
+
+The maps are in the simulation frame: arrival directions ``n̂`` with ``B0`` along ``+ẑ``
+(colatitude θ = 0 at the top of the map), longitude φ from ``+x̂`` at the centre, increasing to
+the left (healpy's astronomical convention, the sky seen from inside).
+"""
+
+from collections.abc import Sequence
 
 import healpy as hp
 import numpy as np
@@ -6,9 +13,52 @@ import numpy as np
 from crsky import _validate
 from crsky.physics import spectra
 
+DELTA_I_LABEL = r"$\delta I$ for $|\nabla n|/n = 1/L_c$ (dimensionless)"
+"""Colour-bar label of the δI maps of ``crsky plot`` (unit gradient, rel.-diffusion eq. 2.1)."""
 
-def sky_map(delta_i, title: str = r"relative intensity $\delta I$"):
-    """Mollweide view (healpy.mollview) of one RING-ordered map ``(Npix,)``; returns the Figure."""
+
+def _mark(vector: Sequence[float], text: str, marker: str, color: str,
+          offset_deg: float = 12.0, fill: str | None = None) -> None:
+    """Mark the direction ``vector`` with ``marker`` and its label ``offset_deg`` towards the
+    equator on the current healpy projection."""
+    import matplotlib.patheffects as pe
+
+    theta, phi = (float(a[0]) for a in hp.vec2ang(np.asarray(vector, dtype=float)))
+    if abs(np.sin(theta)) < 1e-9:  # at a pole: the label straight below/above it
+        phi = 0.0
+    halo = [pe.withStroke(linewidth=3, foreground="white")]
+    hp.projscatter(theta, phi, marker=marker, s=140 if fill else 110, color=fill or color,
+                   edgecolors=color if fill else "white", linewidths=1.0, zorder=5,
+                   clip_on=False)
+    label_theta = theta + np.radians(offset_deg) * (1 if theta <= np.pi / 2 else -1)
+    hp.projtext(label_theta, phi, text, color=color, fontsize=11, ha="center",
+                va="center", path_effects=halo, zorder=6)
+
+
+def sky_map(
+    delta_i,
+    title: str = r"relative intensity $\delta I$",
+    *,
+    unit: str = DELTA_I_LABEL,
+    gradient: Sequence[float] | None = None,
+    b0: Sequence[float] | None = (0.0, 0.0, 1.0),
+    symmetric: bool = True,
+    graticule_deg: float = 30.0,
+):
+    """Mollweide view (healpy.mollview) of one RING-ordered map ``(Npix,)``; returns the Figure.
+
+    Args:
+        delta_i: the map, ``12 nside²`` finite values.
+        title: figure title.
+        unit: colour-bar label (quantity and unit).
+        gradient: direction of ``∇n`` (3-vector) to mark (a gold star and ``∇n``); ``None``:
+            none.
+        b0: direction of the regular field (3-vector) to mark (``+B0`` and ``−B0``, black
+            triangles); ``None``: none.
+        symmetric: colour scale symmetric about 0 (diverging map, white at δI = 0); else the
+            data's range.
+        graticule_deg: spacing of the graticule in degrees (``0``: none).
+    """
     import matplotlib.pyplot as plt
 
     delta_i = np.asarray(delta_i, dtype=float)
@@ -16,7 +66,32 @@ def sky_map(delta_i, title: str = r"relative intensity $\delta I$"):
         raise ValueError(f"delta_i must be one map of shape (Npix,), got {delta_i.shape}")
     spectra.nside_from_npix(delta_i.size, "delta_i")
     _validate.finite("delta_i", delta_i)
-    hp.mollview(delta_i, title=title, nest=False)  # opens a new figure of its own size
+    for name, vector in (("gradient", gradient), ("b0", b0)):
+        if vector is not None and (np.shape(vector) != (3,) or not np.any(vector)):
+            raise ValueError(f"{name} must be a non-zero 3-vector or None, got {vector!r}")
+    _validate.non_negative("graticule_deg", graticule_deg)
+    extent = float(np.max(np.abs(delta_i))) or 1.0
+    limits = dict(min=-extent, max=extent, cmap="RdBu_r") if symmetric else dict(cmap="viridis")
+    hp.mollview(delta_i, title=title, nest=False, cbar=False, **limits)  # a new figure
     fig = plt.gcf()
-    plt.close(fig)
+    image = fig.axes[0].get_images()[0]
+    bar = fig.colorbar(image, ax=fig.axes[0], orientation="horizontal", shrink=0.6,
+                       pad=0.04, aspect=35)
+    bar.set_label(unit)
+    if graticule_deg:
+        hp.graticule(dpar=graticule_deg, dmer=graticule_deg, color="0.4", alpha=0.6, lw=0.5)
+    along = gradient is not None and b0 is not None and bool(
+        np.dot(gradient, b0) > 0.999 * np.linalg.norm(gradient) * np.linalg.norm(b0))
+    if b0 is not None:
+        if not along:
+            _mark(b0, r"$+B_0$", "^", "black")
+        _mark(-np.asarray(b0, dtype=float), r"$-B_0$", "v", "black")
+    if gradient is not None:
+        _mark(gradient, r"$\nabla n \parallel +B_0$" if along else r"$\nabla n$", "*",
+              "black", fill="gold")
+    fig.text(0.02, 0.02, r"frame: $B_0 \parallel +\hat z$ (top), $+\hat x$ at the centre; "
+             f"graticule every {graticule_deg:g}°" if graticule_deg else
+             r"frame: $B_0 \parallel +\hat z$ (top), $+\hat x$ at the centre",
+             fontsize=8, color="0.3")
+    plt.close(fig)  # detached from pyplot: the caller saves it
     return fig
