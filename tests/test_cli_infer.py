@@ -57,7 +57,8 @@ def run_cli(argv, capsys):
 
 def test_small_run_writes_outputs_and_fails_impossible_thresholds(sigma_run, tmp_path, capsys):
     out_dir = tmp_path / "out"
-    code, out, err = run_cli(["infer", str(sigma_run), "--out", str(out_dir), "--json"], capsys)
+    code, out, err = run_cli(["infer", str(sigma_run), "--out", str(out_dir), "--json",
+                              "--samples", "160", "--seed", "2"], capsys)
     assert code == 1 and "warning: diagnostics failed" in err and "ess_bulk" in err
     printed = json.loads(out)
     for name in ("sigma", "rl_over_lc", "c1"):
@@ -71,6 +72,38 @@ def test_small_run_writes_outputs_and_fails_impossible_thresholds(sigma_run, tmp
     assert summary["diagnostics"]["passed"] is False
     for name in ("posterior.nc", "trace.png", "corner.png"):
         assert (out_dir / name).stat().st_size > 0
+    # the command-line flags override the run file's [sampler] (chains 1, 150 draws, seed 1)
+    assert summary["sampler"]["samples"] == 160 and summary["sampler"]["chains"] == 1
+    assert summary["sampler"]["seed"] == 2 and summary["sampler"]["warmup"] == 150
+    import arviz as az
+
+    idata = az.from_netcdf(out_dir / "posterior.nc")
+    assert idata.posterior.sizes["draw"] == 160
+    assert {"prior", "prior_predictive", "posterior_predictive", "observed_data",
+            "sample_stats"} <= set(idata.groups())
+    for name in ("energy", "tree_depth", "step_size", "diverging", "acceptance_rate", "lp"):
+        assert name in idata.sample_stats, name
+    # ℓ labels the observed and predicted spectra
+    np.testing.assert_array_equal(idata.observed_data["ell"], np.arange(1, 9))
+    assert idata.posterior_predictive["cl_obs"].dims == ("chain", "draw", "ell")
+
+
+def test_sampler_flags_are_validated_before_sampling(sigma_run, tmp_path, capsys):
+    code, _, err = run_cli(["infer", str(sigma_run), "--out", str(tmp_path / "o"), "--chains",
+                            "0"], capsys)
+    assert code == 2 and "chains must be an integer >= 1" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_truths_from_data_headers():
+    from crsky.plotting.posterior import truths_from_meta
+
+    names = ("p", "q1", "sigma", "rl_over_lc")
+    assert truths_from_meta({"truth": "p=0.5, q1=1e-06"}, names) == {"p": 0.5, "q1": 1e-6}
+    assert truths_from_meta({"truth": "sigma = 1, r_larmor = 0.1"}, names) == {
+        "sigma": 1.0, "rl_over_lc": 0.1}
+    assert truths_from_meta({"truth": "p=half, colour=2"}, names) == {}
+    assert truths_from_meta({}, names) == {}
 
 
 def edit(path, old, new):

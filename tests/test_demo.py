@@ -2,6 +2,10 @@
 and a second run never overwrites the first."""
 
 import json
+import re
+
+import numpy as np
+import pytest
 
 from crsky.cli import main
 from crsky.cli.demo import fresh_folder
@@ -37,10 +41,26 @@ def test_quick_demo_writes_report(tmp_path, capsys, monkeypatch):
                  "beam_eigenfunction.png", "posterior_l/corner.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
         assert name in report
+    # summary.json: numbers, with errors/intervals and units as separate fields
     summary = json.loads((out / "summary.json").read_text())
-    p = summary["BGK exponent p (grad n || B0, 1 <= l <= 8)"]
-    assert 0 < float(p.split()[0]) < 1
-    assert summary["beam eps from 10 deg"] == "2.07e-03"  # ε = Δϑ²/j1², physics.md (B10)
+    p = summary["bgk_p"]
+    assert 0 < p["value"] < 1 and p["unit"] == "1" and p["ell_range"] == [1, 8]
+    assert p["interval_68"][0] < p["value"] < p["interval_68"][1]
+    # ε = Δϑ²/j1² for a 10° beam (physics.md (B10)), j1 the first zero of J1 (scipy)
+    from scipy.special import jn_zeros
+
+    eps = summary["beam_eps"]
+    assert eps["value"] == pytest.approx((np.radians(10.0) / jn_zeros(1, 1)[0]) ** 2, rel=1e-12)
+    kappa = summary["kappa_parallel_at_t_max"]
+    assert kappa["unit"] == "Lc c" and kappa["t_omega"] == 50.0 and kappa["error"] > 0
+    l_pc = summary["l_pc"]
+    assert l_pc["unit"] == "pc" and l_pc["interval_95"][0] < l_pc["value"] < l_pc["interval_95"][1]
+    # report.md: a Markdown table of three cells per row; the '|' of |p| is escaped
+    rows = [line for line in report.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| quantity | value | unit |" and len(rows) == 2 + len(summary)
+    for row in rows:
+        assert len(re.split(r"(?<!\\)\|", row)) == 5, row  # 3 cells between 4 bars
+    assert r"max \|p̂\| drift" in report
 
 
 def test_fresh_folder_never_reuses(tmp_path):

@@ -69,9 +69,12 @@ def test_simulate_parameters_table_lists_every_key_and_flag():
         assert field.name in rows, field.name
         default = getattr(defaults, field.name)
         if isinstance(default, int | float) and not isinstance(default, bool):
-            cell = rows[field.name][3]  # e.g. 11/3, 1e-6
-            assert float(Fraction(cell)) == pytest.approx(default), field.name
-    for flag, (field, _, _) in FLAGS.items():
+            cell = rows[field.name][3]  # e.g. 11/3, 1e-6, "1e-8 (float64), 1e-6 (float32)"
+            by_dtype = dict(reversed(part.split()) for part in cell.split(", ")) if "(" in cell \
+                else {f"({defaults.dtype})": cell}
+            assert float(Fraction(by_dtype[f"({defaults.dtype})"])) == pytest.approx(default), \
+                field.name
+    for flag, (field, *_) in FLAGS.items():
         assert rows[field][1] == f"`--{flag}`", flag
     assert rows["save_trajectories"][1] == "`--save-trajectories`"
 

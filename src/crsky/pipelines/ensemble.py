@@ -309,7 +309,7 @@ def run_ensemble(
     Each realisation is written as soon as its call ends (``config.realisations_per_call``
     realisations per call; an interruption loses at most the call in flight).
     ``resume=True`` continues an interrupted run (the stored configuration must match, except
-    that ``realisations`` may grow);
+    that ``realisations`` may grow; the file then records the larger count);
     ``overwrite=True`` replaces an existing file; otherwise an existing ``out`` is an error.
     ``indices`` restricts the run to those realisations (multi-host runs give each host its
     share, :func:`crsky.pipelines.sharding.host_indices`, and merge the files with

@@ -67,8 +67,9 @@ def _log_ok(name: str, samples: Mapping, log_scale: Collection[str]) -> bool:
 
 def trace_figure(idata, names, units: Mapping | None = None,
                  log_scale: Collection[str] = (), truths: Mapping | None = None):
-    """Trace (left, every chain in its own colour) and marginal histogram per chain (right) of
-    the posterior variables ``names``; returns the Figure."""
+    """Trace (left, every chain in its own colour) and marginal histogram per chain (right,
+    fraction of draws per bin; bins equal in ``ln x`` on log axes) of the posterior variables
+    ``names``; returns the Figure."""
     units, truths = units or {}, truths or {}
     fig = Figure(figsize=(10, 2.2 * len(names)), layout="constrained")
     axes = fig.subplots(len(names), 2, squeeze=False)
@@ -78,11 +79,12 @@ def trace_figure(idata, names, units: Mapping | None = None,
         bins = _bins(values, log, 40)
         for c, chain in enumerate(values):
             row[0].plot(chain, lw=0.5, color=f"C{c}", label=f"chain {c}")
-            row[1].hist(chain, bins=bins, histtype="step", density=True, color=f"C{c}")
+            row[1].hist(chain, bins=bins, histtype="step", color=f"C{c}",
+                        weights=np.full(chain.size, 1.0 / chain.size))
         label = axis_label(name, units.get(name))
         row[0].set_ylabel(label)
         row[1].set_xlabel(label)
-        row[1].set_ylabel("density")
+        row[1].set_ylabel("fraction of draws")
         if log:
             row[0].set_yscale("log")
             row[1].set_xscale("log")
