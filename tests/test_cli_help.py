@@ -47,7 +47,7 @@ def test_eigen_help_states_profiles_and_validated_eps(capsys):
     text = help_text("eigen", capsys)
     assert PROFILES == pitch_angle.PROFILES
     assert "--profile {flat,matched,gs}" in text and "(default: matched)" in text
-    assert f"0 < eps <= {pitch_angle.EPS_MAX:g}" in text and "flat: 0 < eps < 1" in text
+    assert f"0 < eps < {pitch_angle.EPS_MAX:g} (EPS_MAX" in text and "flat: 0 < eps < 1" in text
     assert "(default: 0.0001)" in text  # --delta
 
 

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--eps", type=float, required=True,
                    help="eps = r_g / l. Accepted and validated ranges by profile: matched and "
-                        "gs: 0 < eps <= 0.02 (EPS_MAX, peak width b = j1^2 eps / 2 <= 0.15; "
+                        "gs: 0 < eps < 0.02 (EPS_MAX, peak width b = j1^2 eps / 2 < 0.15; "
                         "eigenvalues converged to 1e-7 relative for 1e-5 <= eps <= 0.02 at "
                         "delta = 1e-4); flat: 0 < eps < 1 (D = 1 does not depend on eps, which "
                         "only places the mesh)")
