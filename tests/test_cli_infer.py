@@ -198,7 +198,7 @@ from crsky.inference import sampling
 from crsky.cli import main
 from crsky.io import tables
 
-def report_devices(model, kwargs, config):
+def report_devices(model, kwargs, config, **options):
     print("devices", len(jax.devices()), "chains", config.chains)
     raise SystemExit(0)
 
