@@ -124,7 +124,7 @@ def beam_recovery(n, seed, chains, warmup, draws, forward):
 
 
 def spectrum_recovery(n, seed, chains, warmup, draws):
-    experiments = list(tables.load_experiments(ROOT / "data" / "cl_experiments.toml").values())
+    experiments = list(tables.load_experiments(ROOT / "data" / "experiments.toml").values())
     reference = tables.load_cl_table(ROOT / "data" / "mock_icecube_hawc_cl.csv")
     q1 = float(reference.meta["truth"].split("q1=")[1])
     truth = {"p": TRUTH_P, "q1": q1}

@@ -156,7 +156,7 @@ def test_existing_output_folder_is_refused(sigma_run, tmp_path, capsys):
 
 def test_mock_command_records_truth_seed_and_command(tmp_path, capsys):
     out = tmp_path / "mock.csv"
-    argv = ["mock", "--experiments", str(ROOT / "data" / "cl_experiments.toml"), "--p", "0.5",
+    argv = ["mock", "--experiments", str(ROOT / "data" / "experiments.toml"), "--p", "0.5",
             "--q1", "1e-6", "--seed", "7", "--out", str(out)]
     assert run_cli(argv, capsys)[0] == 0
     table = tables.load_cl_table(out)

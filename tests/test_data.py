@@ -78,7 +78,7 @@ def test_shipped_observations_match_observations_md():
     assert (beam.width_deg, beam.fractional_excess, beam.p_bmax_tev) == (10.0, 0.1, 10.0)
     assert beam.energy_tev == (1.0, 2.0)
     assert all("beam paper" in s for s in beam.sources.values())
-    exps = tables.load_experiments(ROOT / "data" / "cl_experiments.toml")
+    exps = tables.load_experiments(ROOT / "data" / "experiments.toml")
     assert (exps["IceCube"].f_sky, exps["IceCube"].noise) == (0.3, 2.5e-11)
     assert (exps["HAWC"].f_sky, exps["HAWC"].noise) == (0.7, 1.8e-10)
 
@@ -88,7 +88,7 @@ def test_shipped_mock_table_is_labelled_and_consistent():
     table = tables.load_cl_table(ROOT / "data" / "mock_icecube_hawc_cl.csv")
     assert table.meta["mock"] == "true"
     assert {"truth", "seed", "command"} <= set(table.meta)
-    exps = tables.load_experiments(ROOT / "data" / "cl_experiments.toml")
+    exps = tables.load_experiments(ROOT / "data" / "experiments.toml")
     for name in table.experiments:
         rows = table.experiment == name
         assert np.all(table.f_sky[rows] == exps[name].f_sky)

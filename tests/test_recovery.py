@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_spectrum_p_recovery_coverage_and_bias():
-    experiments = list(tables.load_experiments(ROOT / "data" / "cl_experiments.toml").values())
+    experiments = list(tables.load_experiments(ROOT / "data" / "experiments.toml").values())
     first = data.mock_cl_table(0.5, 1e-6, experiments, seed=0)
     base = models.spectrum_data(first, 1, int(first.ell.max()))
     priors = models.resolve_priors(models.spectrum_p_parameters(base), None)

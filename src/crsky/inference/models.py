@@ -52,9 +52,15 @@ import numpyro
 import numpyro.distributions as dist
 
 from crsky import _validate
-from crsky.inference.data import BEAM_OBSERVABLES, BeamObservations, ClTable, cosmic_variance_sigma
+from crsky.inference.data import (
+    BEAM_OBSERVABLES,
+    BeamObservations,
+    ClTable,
+    PseudoClForward,
+    cosmic_variance_sigma,
+)
 from crsky.inference.emulator import Emulator, evaluate
-from crsky.physics import beam, bgk, pitch_angle
+from crsky.physics import beam, bgk, observatory, pitch_angle
 
 DISTRIBUTIONS = ("uniform", "loguniform", "normal", "lognormal")
 BEAM_FORWARDS = ("eigen", "table", "asymptotic")
@@ -287,6 +293,7 @@ class SpectrumData:
     experiment_index: np.ndarray
     experiments: tuple[str, ...]
     noise: tuple[float, ...]
+    kind: str = "full_sky"
 
     @property
     def free_noise(self) -> tuple[str, ...]:
@@ -332,7 +339,7 @@ def spectrum_data(table: ClTable, ell_min: int, ell_max: int, experiments=None) 
     noise = tuple(float(table.noise[table.experiment == e][0]) for e in experiments)
     return SpectrumData(
         ell=table.ell[keep], cl=table.cl[keep], error=table.error[keep], f_sky=table.f_sky[keep],
-        experiment_index=index, experiments=experiments, noise=noise,
+        experiment_index=index, experiments=experiments, noise=noise, kind=table.kind,
     )
 
 
@@ -370,8 +377,95 @@ def _spectrum_likelihood(data: SpectrumData, priors, mean, extra_var, error_mode
     numpyro.sample("cl_obs", dist.Normal(mean, jnp.sqrt(sigma**2 + extra_var)), obs=data.cl)
 
 
+def check_observation(data: SpectrumData, experiment) -> tuple[PseudoClForward, ...] | None:
+    """The experiments' forward operators in the order of ``data.experiments`` (``None`` for
+    the ideal full-sky observer), after checking that they match the data.
+
+    ``experiment``: ``None`` or one :class:`crsky.inference.data.PseudoClForward` per
+    experiment of the data (a sequence, or a mapping by name). ``ValueError`` if the table
+    holds pseudo-``C_l`` and no experiment is given, or full-sky ``C_l`` and one is; if an
+    experiment of the data has no operator; if the operators differ in ``lmax_sky``; or if a
+    row's ``l`` is 0 or beyond an operator's ``lmax``.
+    """
+    if experiment is None:
+        if data.kind != "full_sky":
+            raise ValueError(
+                f"the C_l table holds {data.kind} spectra but the model has no experiment; "
+                "set experiment (the observation operator) or use a full-sky table"
+            )
+        return None
+    if data.kind != "pseudo":
+        raise ValueError(
+            f"experiment is set but the C_l table holds {data.kind} C_l (header 'spectrum'); "
+            "an experiment's forward model needs pseudo-C_l (spectrum: pseudo)"
+        )
+    if isinstance(experiment, PseudoClForward):
+        experiment = (experiment,)
+    by_name = (dict(experiment) if isinstance(experiment, Mapping)
+               else {e.name: e for e in experiment})
+    ops = []
+    for name in data.experiments:
+        op = next((v for k, v in by_name.items() if k.casefold() == name.casefold()), None)
+        if op is None:
+            raise ValueError(f"experiment: no observation operator for {name!r} of the C_l table")
+        rows = data.ell[data.experiment_index == data.experiments.index(name)]
+        if rows.max() > op.lmax:
+            raise ValueError(f"experiment {name!r}: the table reaches l = {rows.max()} beyond the "
+                             f"operator's lmax = {op.lmax}")
+        ops.append(op)
+    if len({op.lmax_sky for op in ops}) > 1:
+        raise ValueError("experiment: the operators must share lmax_sky")
+    return tuple(ops)
+
+
+PSEUDO_COV_FLOOR = 1e-3
+"""Relative diagonal floor added to the pseudo-``C_l`` covariance (variance + 0.1 %): for a
+small field of view the Gaussian covariance is numerically singular (the cut sky leaves some
+combinations of the ``C̃_l`` with almost no variance: eigenvalues ~1e-16 of the correlation
+matrix for the IceCube cap at ``l <= 36``), which no Cholesky factor survives."""
+
+
+def _stacked_kernels(ops, index, ell) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``(experiment index, l)``: kernels ``K^m_{lL}`` ``(m, n, L)`` and the noise kernels
+    ``K^m_{ll'}`` ``(m, n, n)``, zero between different experiments (independent noise)."""
+    kernels = np.stack([ops[e].kernels[:, l, :] for e, l in zip(index, ell, strict=True)], 1)
+    noise = np.zeros((kernels.shape[0], ell.size, ell.size))
+    for e in np.unique(index):
+        rows = np.flatnonzero(index == e)
+        noise[:, rows[:, None], rows[None, :]] = ops[e].kernels[:, ell[rows]][:, :, ell[rows]]
+    return kernels, noise
+
+
+def _pseudo_likelihood(data: SpectrumData, priors, ops, cl_sky, extra_var, error_model):
+    """Likelihood of pseudo-``C_l`` rows: mean and joint Gaussian covariance of
+    :func:`crsky.physics.observatory.pseudo_cl_moments` (experiments seeing the same sky are
+    correlated through it), noise white at the table's (or a free) level ``Ñ``; the table's
+    ``cl`` is the pseudo-``C_l`` minus ``Ñ``."""
+    _validate.one_of("error_model", error_model, ERROR_MODELS)
+    kernels, noise_kernels = _stacked_kernels(ops, data.experiment_index, data.ell)
+    idx = data.experiment_index
+    level = jnp.stack([
+        priors[f"noise_{name}"].sample(f"noise_{name}") if math.isnan(n) else jnp.asarray(n)
+        for name, n in zip(data.experiments, data.noise, strict=True)
+    ])
+    f_sky = jnp.asarray([op.f_sky for op in ops])
+    mean, cov = observatory.pseudo_cl_moments(
+        kernels, data.ell, cl_sky, (level / f_sky)[idx], noise_kernels
+    )
+    mean = mean - level[idx]
+    if error_model == "table":
+        cov = jnp.diag(jnp.asarray(data.error) ** 2)
+    var = jnp.diag(cov) + extra_var
+    cov = cov + jnp.diag(extra_var + PSEUDO_COV_FLOOR * var)
+    # rescale by the fixed table errors so that the Cholesky factor is well conditioned
+    scale = jnp.asarray(data.error)
+    cov = cov / jnp.outer(scale, scale)
+    numpyro.sample("cl_obs", dist.MultivariateNormal(mean / scale, cov), obs=data.cl / scale)
+    numpyro.factor("cl_obs_rescale", -jnp.sum(jnp.log(scale)))
+
+
 def spectrum_p_model(data: SpectrumData, priors: Mapping[str, Prior],
-                     error_model: str = "cosmic_variance"):
+                     error_model: str = "cosmic_variance", experiment=None):
     """NumPyro model: ``Ĉ_l`` → exponent ``p`` and amplitude ``q1`` of the BGK closure.
 
     Mean ``C_l = crsky.physics.bgk.cl(p, l, q1) = q1 cl_shape(p, l)`` (rel.-diffusion paper eq.
@@ -380,11 +474,21 @@ def spectrum_p_model(data: SpectrumData, priors: Mapping[str, Prior],
     through this ratio). Error per row:
     ``"cosmic_variance"``: ``sqrt(2/((2l+1) f_sky)) (C_l + N)`` at the model ``C_l`` (Fig. 1
     caption), ``N`` from the table or free; ``"table"``: the table's ``error`` column.
+
+    ``experiment`` (:func:`check_observation`): ``None`` for the ideal full-sky observer, or
+    the experiments' observation operators; the data are then pseudo-``C_l`` and the mean and
+    covariance those of :func:`crsky.physics.observatory.pseudo_cl_moments` for the sky
+    ``C_L = bgk.cl(p, L, q1)``, ``L = 1 .. lmax_sky`` (``C_0 = 0``; the filter removes it).
     """
+    ops = check_observation(data, experiment)
     p = priors["p"].sample("p")
     q1 = priors["q1"].sample("q1")
-    mean = bgk.cl(p, jnp.asarray(data.ell), q1)
-    _spectrum_likelihood(data, priors, mean, 0.0, error_model)
+    if ops is None:
+        mean = bgk.cl(p, jnp.asarray(data.ell), q1)
+        _spectrum_likelihood(data, priors, mean, 0.0, error_model)
+        return
+    sky = jnp.concatenate([jnp.zeros(1), bgk.cl(p, jnp.arange(1, ops[0].lmax_sky + 1), q1)])
+    _pseudo_likelihood(data, priors, ops, sky, 0.0, error_model)
 
 
 def spectrum_sigma_parameters(data: SpectrumData, emulator: Emulator,
@@ -411,17 +515,34 @@ def spectrum_sigma_parameters(data: SpectrumData, emulator: Emulator,
 
 
 def spectrum_sigma_model(data: SpectrumData, emulator: Emulator, priors: Mapping[str, Prior],
-                         error_model: str = "cosmic_variance"):
+                         error_model: str = "cosmic_variance", experiment=None):
     """NumPyro model: ``Ĉ_l`` → turbulence level ``σ`` (and ``r_L/Lc``) through the emulator.
 
     Mean ``c1 · R(σ, r_L/Lc, l)`` with ``R = Ĉ_l/Ĉ_1`` from
     :func:`crsky.inference.emulator.evaluate`;
     variance = cosmic variance + noise (as :func:`spectrum_p_model`) + ``(c1 · error_R)²``, the
     simulation noise of the emulator table.
+
+    ``experiment`` as in :func:`spectrum_p_model`: the sky spectrum is then
+    ``c1 · R(σ, r_L/Lc, L)`` for ``L = 1 .. lmax_sky`` (the emulator must hold all of them) and
+    the emulator error enters through the mixing matrix, ``Σ_L M_{lL}² (c1 error_L)²``.
     """
+    ops = check_observation(data, experiment)
+    if ops is not None:
+        sky_ell = np.arange(1, ops[0].lmax_sky + 1)
+        emulator.ell_index(sky_ell)
     sigma = priors["sigma"].sample("sigma")
     rl = priors["rl_over_lc"].sample("rl_over_lc") if "rl_over_lc" in priors else None
     c1 = priors["c1"].sample("c1")
     ratio, error = evaluate(emulator, sigma, rl)
-    index = emulator.ell_index(data.ell)
-    _spectrum_likelihood(data, priors, c1 * ratio[index], (c1 * error[index]) ** 2, error_model)
+    if ops is None:
+        index = emulator.ell_index(data.ell)
+        _spectrum_likelihood(data, priors, c1 * ratio[index], (c1 * error[index]) ** 2,
+                             error_model)
+        return
+    index = emulator.ell_index(sky_ell)
+    sky = jnp.concatenate([jnp.zeros(1), c1 * ratio[index]])
+    sky_var = jnp.concatenate([jnp.zeros(1), (c1 * error[index]) ** 2])
+    kernels, _ = _stacked_kernels(ops, data.experiment_index, data.ell)
+    mixing = 2.0 / (2.0 * data.ell + 1.0)[:, None] * np.sum(kernels[1:] ** 2, axis=0)
+    _pseudo_likelihood(data, priors, ops, sky, mixing**2 @ sky_var, error_model)

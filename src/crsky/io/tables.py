@@ -11,12 +11,14 @@ from crsky import _validate
 from crsky.inference.data import (
     BEAM_OBSERVABLES,
     CL_COLUMNS,
+    SPECTRUM_KINDS,
     BeamObservations,
     ClTable,
     Experiment,
 )
 from crsky.inference.emulator import EMULATOR_COLUMNS, Emulator
 from crsky.io.text import load_toml, read_table
+from crsky.physics import observatory
 
 
 def load_emulator(path: str | Path, degree: int | None = None) -> Emulator:
@@ -99,21 +101,75 @@ def load_beam_observations(path: str | Path) -> BeamObservations:
     )
 
 
+EXPERIMENT_KEYS = ("site_latitude_deg", "declination_deg", "exposure", "median_energy_tev",
+                   "events", "f_sky", "noise", "ell_max")
+"""Quantities of an experiment in ``data/experiments.toml`` (each ``{value, source}``)."""
+
+
 def load_experiments(path: str | Path) -> dict[str, Experiment]:
-    """Read ``data/cl_experiments.toml``: one table per experiment (f_sky, noise, ell_max)."""
+    """Read an experiments table (``data/experiments.toml``): one TOML table per experiment,
+    each quantity of :data:`EXPERIMENT_KEYS` a table ``{value = .., source = ".."}``; a quantity
+    without ``value`` is unknown (its ``source`` says "not found"). ``declination_deg`` needs a
+    value.
+
+    ``ValueError`` names the file, experiment and key: unknown or missing key, no source, a
+    declination range outside [-90, 90] or not increasing, ``f_sky`` outside (0, 1],
+    negative noise, non-positive events or energy, ``ell_max`` not an integer >= 1, an exposure
+    other than ``"flat"``.
+    """
     path = Path(path)
     out = {}
     for name, entry in load_toml(path).items():
-        missing = {"f_sky", "noise", "ell_max", "source"} - set(entry)
-        if missing:
-            raise ValueError(f"{path}: [{name}] is missing {', '.join(sorted(missing))}")
-        _validate.positive(f"{path}: {name}.f_sky", entry["f_sky"])
-        if entry["f_sky"] > 1:
-            raise ValueError(f"{path}: {name}.f_sky must be <= 1, got {entry['f_sky']!r}")
-        _validate.non_negative(f"{path}: {name}.noise", entry["noise"])
-        _validate.positive_int(f"{path}: {name}.ell_max", entry["ell_max"])
+        where = f"{path}: [{name}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be a table of quantities")
+        unknown = sorted(set(entry) - set(EXPERIMENT_KEYS))
+        missing = sorted(set(EXPERIMENT_KEYS) - set(entry))
+        if unknown or missing:
+            raise ValueError(f"{where}: unknown key(s) {unknown}, missing key(s) {missing}")
+        values, sources = {}, {}
+        for key in EXPERIMENT_KEYS:
+            item = entry[key]
+            if not isinstance(item, dict) or not isinstance(item.get("source"), str) or (
+                set(item) - {"value", "source"}
+            ):
+                raise ValueError(f"{where} {key} must be {{value = .., source = \"..\"}}")
+            sources[key] = item["source"]
+            values[key] = item.get("value")
+        dec = values["declination_deg"]
+        if not (isinstance(dec, list) and len(dec) == 2):
+            raise ValueError(f"{where} declination_deg.value must be [low, high] in degrees")
+        try:
+            observatory.check_declination_range(*(float(d) for d in dec))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where} declination_deg: {exc}") from None
+        if values["exposure"] != "flat":
+            raise ValueError(f"{where} exposure.value must be 'flat' (the only profile with a "
+                             f"source), got {values['exposure']!r}")
+        number = {}
+        for key, check in (("site_latitude_deg", _validate.finite),
+                           ("median_energy_tev", _validate.positive),
+                           ("events", _validate.positive), ("f_sky", _validate.positive),
+                           ("noise", _validate.non_negative)):
+            value = values[key]
+            if value is None:
+                number[key] = math.nan
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{where} {key}.value must be a number, got {value!r}")
+            check(f"{where} {key}.value", value)
+            number[key] = float(value)
+        if number["f_sky"] > 1:
+            raise ValueError(f"{where} f_sky.value must be <= 1, got {number['f_sky']!r}")
+        if values["ell_max"] is not None:
+            _validate.positive_int(f"{where} ell_max.value", values["ell_max"])
         out[name] = Experiment(
-            name, float(entry["f_sky"]), float(entry["noise"]), entry["ell_max"], entry["source"]
+            name, number["f_sky"], number["noise"], values["ell_max"],
+            "; ".join(f"{k}: {sources[k]}" for k in ("f_sky", "noise", "ell_max")),
+            dec_min_deg=float(dec[0]), dec_max_deg=float(dec[1]),
+            site_latitude_deg=number["site_latitude_deg"], exposure="flat",
+            median_energy_tev=number["median_energy_tev"], events=number["events"],
+            sources=sources,
         )
     return out
 
@@ -182,6 +238,9 @@ def load_cl_table(path: str | Path) -> ClTable:
                     f"{path}, line {number}, column {column!r}: {b!r} differs from {a!r} on line "
                     f"{first[0]} for experiment {row['experiment']!r}"
                 )
+    if meta.get("spectrum", "full_sky") not in SPECTRUM_KINDS:
+        raise ValueError(f"{path}: header 'spectrum' must be one of {', '.join(SPECTRUM_KINDS)}, "
+                         f"got {meta['spectrum']!r}")
     cols = {c: [r[c] for _, r in rows] for c in CL_COLUMNS}
     return ClTable(
         ell=np.asarray(cols["ell"], dtype=int),

@@ -8,9 +8,15 @@ from pathlib import Path
 from crsky import resources
 from crsky._validate import one_of
 from crsky.inference import models
+from crsky.inference.data import find_experiment, pseudo_cl_forward
 from crsky.inference.emulator import fit_quality
 from crsky.inference.sampling import SamplerConfig, Thresholds
-from crsky.io.tables import load_beam_observations, load_cl_table, load_emulator
+from crsky.io.tables import (
+    load_beam_observations,
+    load_cl_table,
+    load_emulator,
+    load_experiments,
+)
 from crsky.io.text import load_toml, toml_key_lines
 from crsky.physics import beam
 
@@ -29,9 +35,10 @@ TOP_KEYS = {"model", "forward", "error_model", "data", "priors", "sampler", "dia
 
 DATA_KEYS = {
     "beam": {"observations", "log_sigma"},
-    "spectrum_p": {"cl_table", "ell_min", "ell_max", "experiments"},
+    "spectrum_p": {"cl_table", "ell_min", "ell_max", "experiments", "experiment",
+                   "experiments_file"},
     "spectrum_sigma": {"cl_table", "ell_min", "ell_max", "experiments", "emulator",
-                       "emulator_degree"},
+                       "emulator_degree", "experiment", "experiments_file"},
 }
 
 
@@ -42,6 +49,45 @@ def _check_keys(where: str, table: dict, allowed: set, lines: dict) -> None:
             raise ValueError(
                 f"{where}: unknown key {key!r}{line}; allowed: {', '.join(sorted(allowed))}"
             )
+
+
+def experiment_names(run_file, table: dict, cl_table) -> dict:
+    """``[data] experiment`` (a name or a list, case-insensitive) resolved in the experiments
+    file (``experiments_file``, default the built-in ``experiments.toml``): ``{name in the C_l
+    table: Experiment}``. ``ValueError`` for an unknown experiment or one absent from the table.
+    """
+    requested = table["experiment"]
+    requested = [requested] if isinstance(requested, str) else list(requested)
+    if not requested:
+        raise ValueError(f"{run_file} [data] experiment must name at least one experiment")
+    catalogue = load_experiments(
+        resources.resolve("data", table.get("experiments_file", "experiments.toml"))
+    )
+    out = {}
+    for name in requested:
+        exp = find_experiment(catalogue, name)
+        row = next((e for e in cl_table.experiments if e.casefold() == exp.name.casefold()), None)
+        if row is None:
+            raise ValueError(f"{run_file} [data] experiment {name!r} has no rows in the C_l table "
+                             f"(it has {', '.join(cl_table.experiments)})")
+        out[row] = exp
+    return out
+
+
+def observation_operators(run_file, cl_table, spectrum, experiments: dict) -> dict:
+    """The :class:`~crsky.inference.data.PseudoClForward` of each experiment of ``spectrum``
+    at the C_l table's ``nside`` (header line, required) and ``lmax_sky`` (header, optional)."""
+    if "nside" not in cl_table.meta:
+        raise ValueError(f"{run_file}: the C_l table needs an 'nside' header line (the HEALPix "
+                         "resolution of the maps behind its pseudo-C_l)")
+    try:
+        nside = int(cl_table.meta["nside"])
+        lmax_sky = int(cl_table.meta["lmax_sky"]) if "lmax_sky" in cl_table.meta else None
+    except ValueError:
+        raise ValueError(f"{run_file}: the C_l table's nside / lmax_sky must be integers") from None
+    lmax = int(spectrum.ell.max())
+    return {name: pseudo_cl_forward(experiments[name], nside, lmax, lmax_sky)
+            for name in spectrum.experiments}
 
 
 def build(run_file: str | Path) -> dict:
@@ -90,12 +136,19 @@ def build(run_file: str | Path) -> dict:
         error_model = config.get("error_model", "cosmic_variance")
         one_of(f"{run_file}: error_model", error_model, models.ERROR_MODELS)
         cl_table = load_cl_table(path("cl_table"))
+        names = table.get("experiments")
+        if "experiment" in table:
+            observed = experiment_names(run_file, table, cl_table)
+            names = names or list(observed)
         spectrum = models.spectrum_data(
             cl_table, table.get("ell_min", 1), table.get("ell_max", int(cl_table.ell.max())),
-            table.get("experiments"),
+            names,
         )
         kwargs = {"data": spectrum, "error_model": error_model}
         coords, dims = {"ell": spectrum.ell}, {"cl_obs": ["ell"]}
+        if "experiment" in table:
+            kwargs["experiment"] = observation_operators(run_file, cl_table, spectrum, observed)
+        models.check_observation(spectrum, kwargs.get("experiment"))
         meta = {"cl_table": str(path("cl_table"))} | cl_table.meta
         if name == "spectrum_p":
             parameters = models.spectrum_p_parameters(spectrum, error_model)
