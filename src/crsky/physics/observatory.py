@@ -433,7 +433,7 @@ def pseudo_cl_moments(kernels, ell, cl_sky, noise_per_sr=0.0, noise_kernels=None
     noise_kernels = k[:, :, ell] if noise_kernels is None else jnp.asarray(noise_kernels)
     v = jnp.broadcast_to(jnp.asarray(noise_per_sr, dtype=k.dtype), (k.shape[1],))
     # Σ^m = K^m diag(C) K^mᵀ + noise
-    sigma = jnp.einsum("mil,l,mjl->mij", k, jnp.asarray(cl_sky), k)
+    sigma = jnp.matmul(k * jnp.asarray(cl_sky), jnp.swapaxes(k, -1, -2))
     sigma = sigma + jnp.sqrt(v)[None, :, None] * noise_kernels * jnp.sqrt(v)[None, None, :]
     w = 2.0 / (2.0 * jnp.asarray(ell) + 1.0)
     mean = w * jnp.einsum("mii->i", sigma)
