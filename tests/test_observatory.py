@@ -202,3 +202,18 @@ def test_table_kind_must_match_the_model(tmp_path):
     bad.write_text("# spectrum: partial\nell,cl,error,experiment,f_sky,noise\n1,1,1,X,0.5,0\n")
     with pytest.raises(ValueError, match="'spectrum' must be one of"):
         tables.load_cl_table(bad)
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["--experiment", "auger"], "experiment"),
+    (["--experiment", "hawc", "--b0-dec", "100"], "--b0-dec"),
+    (["--experiment", "hawc", "--events", "0"], "--events"),
+])
+def test_observe_cli_rejects_bad_input_before_compute(tmp_path, capsys, argv, name):
+    from crsky.cli import main
+
+    missing = tmp_path / "no_such_run.h5"  # never opened: the checks come first
+    code = main(["observe", str(missing), *argv, "--out", str(tmp_path / "o.csv")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert name in err and len(err.strip().splitlines()) == 1

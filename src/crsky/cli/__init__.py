@@ -12,7 +12,8 @@ from crsky import __version__
 
 # Modules under crsky.cli, each exposing ``register(subparsers)``.
 COMMANDS = (
-    "simulate", "plot", "cltable", "infer", "mock", "emulator", "eigen", "beam", "bgk", "demo"
+    "simulate", "plot", "cltable", "observe", "infer", "mock", "emulator", "eigen", "beam", "bgk",
+    "demo",
 )
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from crsky import _validate
-from crsky.inference.data import ClTable
+from crsky.inference.data import ClTable, pseudo_noise_level
 from crsky.inference.emulator import EMULATOR_COLUMNS
 from crsky.io import runfile
-from crsky.physics import sky
-from crsky.pipelines.ensemble import anisotropy, run_ensemble
+from crsky.physics import observatory, sky
+from crsky.pipelines.ensemble import anisotropy, ensemble_diffusion, run_ensemble
 
 
 def _subset(run: dict, keep: np.ndarray) -> dict:
@@ -149,3 +149,69 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
     return ClTable(ell=ell, cl=cl_hat[ell], error=err[ell],
                    experiment=np.array([experiment] * n), f_sky=np.ones(n),
                    noise=np.full(n, float(stats["noise"][at])), meta=meta)
+
+
+def observed_cl_table(run: dict, experiment, *, events: float | None = None,
+                      b0_ra_deg: float = observatory.B0_RA_DEG,
+                      b0_dec_deg: float = observatory.B0_DEC_DEG, field_sign: int = 1,
+                      gradient_angle_deg: float = 0.0, gradient_azimuth_deg: float = 0.0,
+                      strength: float = 1e-4, seed: int = 0, ell_max: int | None = None,
+                      meta: dict | None = None) -> ClTable:
+    """An experiment's pseudo-``C_l`` of a simulated ensemble, as a ``spectrum: pseudo`` table.
+
+    Per realisation: ``δI = c · b`` from the six basis maps at the last time (``maps_last``;
+    rel.-diffusion paper eq. 2.1, ``K`` the ensemble's at that time, gradient ``strength``
+    (1/Lc) at ``gradient_angle_deg`` from ``B0``), rotated onto the sky with ``B0`` at
+    (``b0_ra_deg``, ``b0_dec_deg``) (:func:`crsky.physics.observatory.rotate_map_healpy`),
+    observed (:func:`crsky.physics.observatory.observe_map`; Poisson counts if ``events``) and
+    its pseudo-``C_l`` taken; ``cl`` = mean over realisations minus the flat noise level,
+    ``error`` its standard error. ``strength`` must keep ``|δI| < 1``.
+    """
+    if "maps_last" not in run:
+        raise ValueError("the run file has no maps_last (basis maps at the last time)")
+    _validate.positive("strength", strength)
+    maps = np.asarray(run["maps_last"], dtype=float)  # (n_real, Npix, 6)
+    if maps.shape[0] < 2:
+        raise ValueError("the run needs >= 2 realisations (the table's error is their spread)")
+    nside = run["config"]["nside"]
+    lmax = experiment.ell_max if ell_max is None else ell_max
+    if lmax is None:
+        raise ValueError(f"ell_max: no source gives ell_max of {experiment.name}; pass one")
+    lmax_sky = 3 * nside - 1
+    observatory.check_ell_range(lmax, lmax_sky, nside)
+    if events is not None:
+        _validate.positive("events", events)
+    rotation = observatory.simulation_frame(
+        observatory.radec_to_vector(b0_ra_deg, b0_dec_deg), field_sign=field_sign
+    )
+    g = observatory.gradient_from_b0(gradient_angle_deg, gradient_azimuth_deg, strength)
+    K = ensemble_diffusion(run).K[-1]
+    c = np.asarray(sky.liouville_coefficients(g, K))
+    mask = experiment.field_of_view(nside)
+    rng = np.random.default_rng(seed)
+    spectra = []
+    for basis in maps:
+        sky_map = observatory.rotate_map_healpy(basis @ c, rotation)
+        observed = observatory.observe_map(sky_map, mask, events=events, rng=rng)
+        spectra.append(np.asarray(observatory.pseudo_cl(observed, lmax)))
+    spectra = np.asarray(spectra)
+    f_sky = float(mask.mean())
+    noise = 0.0 if events is None else pseudo_noise_level(f_sky, events)
+    ell = np.arange(1, lmax + 1)
+    n = spectra.shape[0]
+    error = spectra.std(0, ddof=1)[ell] / np.sqrt(n)
+    header = {
+        "spectrum": "pseudo", "mock": "false (simulated, not observed)",
+        "source": f"crsky back-tracking run observed as {experiment.name}",
+        "nside": str(nside), "lmax_sky": str(lmax_sky), "realisations": str(n),
+        "observation": (f"B0 at RA {b0_ra_deg!r}, Dec {b0_dec_deg!r}, sign {field_sign}; "
+                        f"gradient {gradient_angle_deg!r} deg from B0 (azimuth "
+                        f"{gradient_azimuth_deg!r}), |grad n|/n = {strength!r}/Lc; events "
+                        f"{events!r}; seed {seed}; t_omega {float(run['t_omega'][-1])!r}"),
+        "config": json.dumps(run["config"], sort_keys=True),
+    }
+    return ClTable(
+        ell=ell, cl=spectra.mean(0)[ell] - noise, error=error,
+        experiment=np.full(ell.size, experiment.name), f_sky=np.full(ell.size, f_sky),
+        noise=np.full(ell.size, noise), meta=header | (meta or {}),
+    )
