@@ -1,26 +1,27 @@
-"""crsky.plotting.spectra: the figures build from statistics dicts and save as PNG (no pixel
+"""crsky.plotting.spectra: the figures build from SpectrumStatistics and save as PNG (no pixel
 reference)."""
 
 import numpy as np
 import pytest
 
+from crsky.physics.anisotropy import SpectrumStatistics, SumRules
 from crsky.plotting import spectra as plotting
 
 
-def fake_stats(scale: float) -> dict:
-    """Statistics dict shaped like anisotropy.ensemble_statistics: 6 times, lmax 12."""
+def fake_stats(scale: float) -> SpectrumStatistics:
+    """Statistics shaped like anisotropy.ensemble_statistics: 6 times, lmax 12."""
     t = np.logspace(0, 3, 6)
     ell = np.arange(13)
     cl = scale * t[:, None] / (1 + ell) ** 2 + 1e-3
     noise = np.full(6, 1e-4)
-    return {
-        "t_omega": t,
-        "cl_mean": cl,
-        "noise": noise,
-        "cl_hat": cl - noise[:, None],
-        "cl_hat_err": 0.1 * cl,
-        "dipole_standard": 0.5 * cl[:, 1],
-    }
+    zeros = np.zeros(6)
+    return SpectrumStatistics(
+        ell=ell, t_omega=t, T=0.1 * t, grad_n_over_n=np.array([0.0, 0.0, 1.0]),
+        K_liouville=np.eye(3), cl_mean=cl, cl_err=0.1 * cl, noise=noise,
+        cl_hat=cl - noise[:, None], cl_hat_err=0.1 * cl, dipole_standard=0.5 * cl[:, 1],
+        dipole_diffusion=cl[:, 1], K_relative=np.zeros((6, 3, 3)),
+        sum_rules=SumRules(*([zeros] * 7)),
+    )
 
 
 @pytest.fixture

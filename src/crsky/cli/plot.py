@@ -31,18 +31,18 @@ def draw(runfile_path: str | Path, out: str | Path, realisation: int = 0,
     from crsky.io import runfile
 
     run = runfile.load(runfile_path)
-    if not len(run["indices"]):
+    if not len(run):
         raise ValueError(f"runfile {str(runfile_path)!r} holds no finished realisation")
     return draw_run(run, out, realisation, orientation, fits)
 
 
-def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str = "parallel",
+def draw_run(run, out: str | Path, realisation: int = 0, orientation: str = "parallel",
              fits: bool = False, stats: dict | None = None) -> dict[str, Path]:
     """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png`` (and
-    with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc) of a loaded
-    run (:func:`crsky.io.runfile.load`). ``stats``: its
-    :func:`crsky.pipelines.ensemble.anisotropy`, if the
-    caller has it already (computed here otherwise); it must hold both orientations."""
+    with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc) of an
+    :class:`crsky.io.run.Ensemble` (simulated or loaded). ``stats``: ``{orientation:
+    run.statistics(orientation)}`` for both orientations, if the caller has it already
+    (computed here otherwise)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,12 +52,11 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     from crsky import _validate
     from crsky.io.fits import write_fits
     from crsky.physics import sky
-    from crsky.pipelines.ensemble import anisotropy
     from crsky.plotting import spectra as plotting
     from crsky.plotting.sky import sky_map
 
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
-    indices = np.asarray(run["indices"])
+    indices = np.asarray(run.indices)
     if realisation not in indices:  # a count and a range: a run may hold hundreds
         held = (f"{indices.size} realisations, indices {indices.min()} to {indices.max()}"
                 if indices.size else "no finished realisation")
@@ -65,15 +64,15 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     if stats is not None and set(sky.ORIENTATIONS) - set(stats):
         raise ValueError(
             f"stats must hold both orientations {', '.join(map(repr, sky.ORIENTATIONS))} "
-            f"(crsky.pipelines.ensemble.anisotropy of the run), got keys {sorted(stats)}"
+            f"(Ensemble.statistics of the run), got keys {sorted(stats)}"
         )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stats = anisotropy(run) if stats is None else stats
-    maps = run["maps_last"][list(indices).index(realisation)]
+    stats = {o: run.statistics(o) for o in sky.ORIENTATIONS} if stats is None else stats
+    maps = run.arrays["maps_last"][list(indices).index(realisation)]
     delta_i = sky.relative_intensity(
         jnp.asarray(maps[:, :3]), jnp.asarray(maps[:, 3:]),
-        sky.reference_gradient(orientation), stats[orientation]["K_liouville"],
+        sky.reference_gradient(orientation), stats[orientation].K_liouville,
     )
     figures = {
         "fig2_spectrum_vs_time": plotting.spectrum_evolution(stats),
@@ -81,7 +80,7 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
         "sky_map": sky_map(
             np.asarray(delta_i),
             title=rf"$\delta I$, realisation {realisation}, "
-            rf"$t\Omega = {run['t_omega'][-1]:g}$, $\nabla n$ {orientation} to $B_0$",
+            rf"$t\Omega = {run.t_omega[-1]:g}$, $\nabla n$ {orientation} to $B_0$",
         ),
     }
     paths = {}

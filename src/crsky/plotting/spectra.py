@@ -1,10 +1,10 @@
 """Figures of the small-scale anisotropy (rel.-diffusion paper Figs. 2 and 3) and sky maps.
 
-Functions take the statistics dicts of :func:`crsky.physics.anisotropy.ensemble_statistics` (one per
-gradient orientation, keyed ``"parallel"`` / ``"perpendicular"``) and return matplotlib Figures;
-the caller saves them (``fig.savefig("fig2.png")``). matplotlib is imported lazily, and the figures
-are built without pyplot (Agg canvas), except the Mollweide map, which healpy draws through pyplot
-and which is detached from pyplot before it is returned.
+Functions take :class:`crsky.physics.anisotropy.SpectrumStatistics` (one per gradient
+orientation, keyed ``"parallel"`` / ``"perpendicular"``: ``{o: ensemble.statistics(o)}``) and
+return matplotlib Figures; the caller saves them (``fig.savefig("fig2.png")``). matplotlib is
+imported lazily, and the figures are built without pyplot (Agg canvas), except the Mollweide
+map, which healpy draws through pyplot and which is detached from pyplot before it is returned.
 """
 
 import itertools
@@ -14,6 +14,7 @@ import numpy as np
 
 from crsky import _validate
 from crsky.physics import bgk
+from crsky.physics.anisotropy import SpectrumStatistics
 
 
 def _figure(n_panels: int):
@@ -25,11 +26,13 @@ def _figure(n_panels: int):
 
 def _check_stats(stats_by_orientation: Mapping) -> None:
     if not stats_by_orientation:
-        raise ValueError("stats_by_orientation must hold at least one statistics dict")
+        raise ValueError("stats_by_orientation must hold at least one SpectrumStatistics")
     for name, stats in stats_by_orientation.items():
-        missing = [k for k in ("t_omega", "cl_mean", "noise", "cl_hat") if k not in stats]
-        if missing:
-            raise ValueError(f"stats_by_orientation[{name!r}] is missing {', '.join(missing)}")
+        if not isinstance(stats, SpectrumStatistics):
+            raise ValueError(
+                f"stats_by_orientation[{name!r}] must be a SpectrumStatistics, "
+                f"got {type(stats).__name__}"
+            )
 
 
 def spectrum_evolution(stats_by_orientation: Mapping, lmax_shown: int = 9):
@@ -40,8 +43,8 @@ def spectrum_evolution(stats_by_orientation: Mapping, lmax_shown: int = 9):
     _validate.positive_int("lmax_shown", lmax_shown)
     fig, axes = _figure(len(stats_by_orientation))
     for ax, (name, stats) in zip(axes, stats_by_orientation.items(), strict=True):
-        t = np.asarray(stats["t_omega"])
-        cl = np.asarray(stats["cl_mean"])
+        t = np.asarray(stats.t_omega)
+        cl = np.asarray(stats.cl_mean)
         for ell in range(2, min(lmax_shown, cl.shape[1] - 1) + 1):
             ax.loglog(
                 t,
@@ -54,11 +57,10 @@ def spectrum_evolution(stats_by_orientation: Mapping, lmax_shown: int = 9):
             )
         ax.loglog(t, cl[:, 0], color="tab:blue", label=r"$\langle C_0\rangle$")
         ax.loglog(t, cl[:, 1], color="black", label=r"$\langle C_1\rangle$")
-        ax.loglog(t, np.asarray(stats["noise"]), color="tab:red", ls="--", label="noise (3.1)")
-        if "dipole_standard" in stats:
-            ax.loglog(
-                t, np.asarray(stats["dipole_standard"]), color="magenta", label="standard dipole"
-            )
+        ax.loglog(t, np.asarray(stats.noise), color="tab:red", ls="--", label="noise (3.1)")
+        ax.loglog(
+            t, np.asarray(stats.dipole_standard), color="magenta", label="standard dipole"
+        )
         ax.set_xlabel(r"$t\Omega$")
         ax.set_title(rf"$\nabla n$ {name} to $B_0$")
     axes[0].set_ylabel(r"$\langle C_\ell\rangle$")
@@ -85,8 +87,8 @@ def spectrum_shape(
         _validate.open_interval("bgk_p", p, 0.0, 1.0)
     fig, axes = _figure(len(stats_by_orientation))
     for ax, (name, stats) in zip(axes, stats_by_orientation.items(), strict=True):
-        t = np.asarray(stats["t_omega"])
-        cl_hat = np.asarray(stats["cl_hat"])
+        t = np.asarray(stats.t_omega)
+        cl_hat = np.asarray(stats.cl_hat)
         err = np.asarray(stats.get("cl_hat_err", np.zeros_like(cl_hat)))
         indices = (
             np.unique(np.linspace(len(t) // 2, len(t) - 1, 3).astype(int))
@@ -107,7 +109,7 @@ def spectrum_shape(
                 capsize=2,
                 label=rf"$t\Omega = {t[i]:.4g}$",
             )
-            ax.axhline(np.asarray(stats["noise"])[i] / norm, color=color, ls=":", lw=1)
+            ax.axhline(np.asarray(stats.noise)[i] / norm, color=color, ls=":", lw=1)
         for p, dashes in zip(bgk_p, itertools.cycle(("--", "-", "-.", ":")), strict=False):
             shape = np.asarray(bgk.cl_shape(p, ell))
             ax.plot(ell, shape / shape[0], color="0.45", ls=dashes, lw=1,
