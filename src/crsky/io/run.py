@@ -180,6 +180,8 @@ class SimulationConfig:
             if key not in types:
                 raise ValueError(f"unknown config key {key!r}{where}")
             expected = _KIND[types[key]]
+            if value is None and types[key] in (int | None, float | None):
+                continue  # an optional key left at its default (JSON null in run files)
             number = isinstance(value, int | float) and not isinstance(value, bool)
             ok = {
                 "integer": number and isinstance(value, int),
@@ -189,7 +191,10 @@ class SimulationConfig:
             }[expected]
             if not ok:
                 raise ValueError(f"config key {key!r}{where} must be a {expected}, got {value!r}")
-        converted = {k: float(v) if _KIND[types[k]] == "number" else v for k, v in values.items()}
+        converted = {
+            k: float(v) if _KIND[types[k]] == "number" and v is not None else v
+            for k, v in values.items()
+        }
         return cls(**converted)
 
     @classmethod

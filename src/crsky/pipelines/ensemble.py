@@ -1,11 +1,14 @@
-"""Ensembles of field realisations: streamed, written as they finish, resumable.
+"""Ensembles of field realisations, in memory or streamed to a resumable run file.
 
-One realisation = one draw of the turbulent field (:func:`crsky.physics.turbulence.sample_modes`)
-and
-the back-tracking of ``12 nside²`` CRs arriving from the HEALPix pixel centres
-(relative-diffusion paper, section 3: nside = 32 and 120 realisations). Realisation ``i`` uses the
-PRNG key ``fold_in(PRNGKey(seed), i)``, so the same seed gives identical output whatever the
-order, chunking or interruptions.
+One realisation = one draw of the turbulent field (:func:`crsky.physics.turbulence.sample_modes`
+of ``config.spectrum``) and the back-tracking of ``12 nside²`` CRs arriving from the HEALPix pixel
+centres (relative-diffusion paper, section 3: nside = 32 and 120 realisations). Realisation ``i``
+uses the PRNG key ``fold_in(PRNGKey(seed), i)``, so the same seed gives identical output whatever
+the order, chunking or interruptions.
+
+One loop computes the realisations; :func:`simulate` keeps them in an
+:class:`~crsky.io.run.Ensemble`, :func:`run_ensemble` writes each to a run file as it finishes
+(read back by :func:`crsky.io.runfile.load`, the same ``Ensemble``).
 """
 
 import time
@@ -145,7 +148,7 @@ def _compute(
     if not todo:
         return
     directions = np.asarray(healpix_directions(config.nside))
-    per_call = config.realisations_per_call
+    per_call, todo = config.realisations_per_call, list(todo)
     batches = [todo[lo : lo + per_call] for lo in range(0, len(todo), per_call)]
     trace, timing["compile_seconds"] = _tracer(config, per_call)
     # the JAX transform's kernels are built once per run (healpy needs none)
@@ -184,7 +187,8 @@ def simulate(config: SimulationConfig, *, progress: bool = True) -> Ensemble:
     """
     if not isinstance(config, SimulationConfig):
         raise ValueError(f"config must be a SimulationConfig, got {type(config).__name__}")
-    records = list(_compute(config, range(config.realisations), progress=progress, timing={}))
+    todo = list(range(config.realisations))
+    records = list(_compute(config, todo, progress=progress, timing={}))
     directions = np.asarray(healpix_directions(config.nside), np.float64)
     return Ensemble.from_records(config, config.t_omega, directions, records)
 

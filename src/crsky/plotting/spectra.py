@@ -89,7 +89,7 @@ def spectrum_shape(
     for ax, (name, stats) in zip(axes, stats_by_orientation.items(), strict=True):
         t = np.asarray(stats.t_omega)
         cl_hat = np.asarray(stats.cl_hat)
-        err = np.asarray(stats.get("cl_hat_err", np.zeros_like(cl_hat)))
+        err = np.asarray(stats.cl_hat_err)
         indices = (
             np.unique(np.linspace(len(t) // 2, len(t) - 1, 3).astype(int))
             if time_indices is None
