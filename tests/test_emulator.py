@@ -129,12 +129,14 @@ def test_build_table_from_simulations_round_trips(tmp_path):
 
 
 def test_jackknife_error_of_a_mean_is_the_standard_error():
-    """For a statistic linear in the realisations the jackknife equals std/sqrt(n)."""
-    from crsky.pipelines.tabulate import _subset
+    """For a statistic linear in the realisations the jackknife (leave-one-out subsets by
+    Ensemble.select) equals std/sqrt(n)."""
+    from crsky.io.run import Ensemble, SimulationConfig
 
     x = np.random.default_rng(0).normal(size=(7, 3))
-    run = {"rr_mean": x, "indices": np.arange(7)}
-    loo = np.stack([_subset(run, np.arange(7) != i)["rr_mean"].mean(0) for i in range(7)])
+    run = Ensemble(config=SimulationConfig(), t_omega=np.ones(1), directions=np.zeros((12, 3)),
+                   indices=np.arange(7), arrays={"rr_mean": x}, attrs={})
+    loo = np.stack([run.select(np.arange(7) != i).arrays["rr_mean"].mean(0) for i in range(7)])
     jack = np.sqrt(6 / 7 * np.sum((loo - loo.mean(0)) ** 2, axis=0))
     np.testing.assert_allclose(jack, x.std(0, ddof=1) / np.sqrt(7), rtol=1e-12)
 
