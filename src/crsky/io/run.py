@@ -26,7 +26,7 @@ from crsky.physics import sky
 from crsky.physics.anisotropy import SUMMARY_KEYS, SpectrumStatistics, ensemble_statistics
 from crsky.physics.diffusion import DiffusionTensor, diffusion_tensor
 from crsky.physics.tracing import SOLVERS, default_step, log_times
-from crsky.physics.turbulence import KOLMOGOROV_GAMMA, TurbulenceSpectrum
+from crsky.physics.turbulence import KOLMOGOROV_GAMMA, TurbulenceSpectrum, validate_scales
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 _KIND = {
@@ -101,7 +101,7 @@ class SimulationConfig:
         # under the configuration's names (TurbulenceSpectrum says n_modes and σ, not σ²)
         _validate.positive_int("modes", self.modes)
         _validate.non_negative("sigma2", self.sigma2)
-        self.spectrum  # noqa: B018 (validates the length scales and the slope)
+        validate_scales(self.lambda_min, self.lambda_max, self.lc, self.gamma)
         _validate.positive("r_larmor", self.r_larmor)
         log_times(self.t_omega_max, self.n_times, self.t_omega_min)
         _validate.one_of("solver", self.solver, SOLVERS)
