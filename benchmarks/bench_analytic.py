@@ -17,7 +17,7 @@ import jax.numpy as jnp  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from crsky import bgk, pitch_angle  # noqa: E402
+from crsky.physics import bgk, pitch_angle  # noqa: E402
 
 EPS, DELTA, U = 2.1e-3, 1e-4, 0.01
 

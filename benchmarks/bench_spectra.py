@@ -18,7 +18,7 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
-from crsky import spectra  # noqa: E402
+from crsky.physics import spectra  # noqa: E402
 
 
 def best_of(fn, repeat: int) -> float:

@@ -82,12 +82,13 @@ from machine import describe  # noqa: E402
 from crsky.physics.tracing import (  # noqa: E402
     FIELD_EVALUATIONS_PER_STEP,
     Boris,
-    LorentzForce,
+    LorentzTerm,
     backtrack,
     healpix_directions,
 )
 from crsky.physics.turbulence import (  # noqa: E402
     Modes,
+    TurbulenceSpectrum,
     cos_turns,
     magnetic_field,
     sample_modes,
@@ -96,7 +97,7 @@ from crsky.physics.turbulence import (  # noqa: E402
 from crsky.pipelines.sharding import device_mesh, shard_trajectories  # noqa: E402
 
 
-class _CosForce(LorentzForce):
+class _CosForce(LorentzTerm):
     """The pre-issue-6 field: jnp.cos of radian phases (``baseline`` only)."""
 
     def field(self, x):
@@ -109,14 +110,14 @@ class _CosForce(LorentzForce):
 def _baseline(modes: Modes, directions, t_save, r_larmor, dt, force_cls=_CosForce):
     """One Boris diffeqsolve per trajectory under vmap, jnp.cos field (pre-issue-6 engine)."""
     dtype = modes.k.dtype
-    force = force_cls(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
+    term = force_cls(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
     n = int(round(t_save[-1] / dt))
     grid = jnp.linspace(0.0, t_save[-1], n + 1, dtype=dtype)
 
     def one(n_hat):
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(lambda t, y, a: a(t, y)), Boris(), 0.0, float(t_save[-1]), None,
-            (jnp.zeros(3, dtype), -n_hat), args=force,
+            term, Boris(), 0.0, float(t_save[-1]), None,
+            (jnp.zeros(3, dtype), -n_hat),
             saveat=diffrax.SaveAt(ts=jnp.asarray(t_save, dtype)),
             stepsize_controller=diffrax.StepTo(ts=grid), max_steps=n,
         )
@@ -187,13 +188,14 @@ def main() -> None:
     dtype = {"float32": jnp.float32, "float64": jnp.float64}[a.dtype]
     if a.realisations < 1:
         sys.exit("--realisations must be >= 1")
-    modes = sample_modes(jax.random.PRNGKey(0), a.modes, 1.0, dtype=dtype)
+    spectrum = TurbulenceSpectrum(sigma=1.0, n_modes=a.modes)
+    modes = sample_modes(jax.random.PRNGKey(0), spectrum, dtype=dtype)
     # a leading axis R, as crsky.pipelines.ensemble stacks realisations_per_call
     if a.realisations > 1:
         if a.variant != "engine":
             sys.exit("--realisations > 1 needs --variant engine")
         keys = [jax.random.fold_in(jax.random.PRNGKey(0), i) for i in range(a.realisations)]
-        modes = stack_modes([sample_modes(k, a.modes, 1.0, dtype=dtype) for k in keys])
+        modes = stack_modes([sample_modes(k, spectrum, dtype=dtype) for k in keys])
     directions = healpix_directions(a.nside, dtype)
     n_traj = directions.shape[0]
     chunk = min(a.chunk, n_traj)
@@ -215,7 +217,7 @@ def main() -> None:
             sys.exit(f"--variant {a.variant} is Boris only")
         impl = {
             "baseline": _baseline,
-            "vmap": lambda *args: _baseline(*args, force_cls=LorentzForce),
+            "vmap": lambda *args: _baseline(*args, force_cls=LorentzTerm),
             "fori": _fori,
             "fused": lambda *args: _fori(*args, field=_fused_field),
             "recurrence": _recurrence,

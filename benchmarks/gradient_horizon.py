@@ -44,9 +44,9 @@ import numpy as np  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from crsky import pathwise, sky, spectra  # noqa: E402
+from crsky.physics import pathwise, sky, spectra  # noqa: E402
 from crsky.physics.tracing import backtrack, healpix_directions  # noqa: E402
-from crsky.physics.turbulence import sample_modes  # noqa: E402
+from crsky.physics.turbulence import TurbulenceSpectrum, sample_modes  # noqa: E402
 
 SCALARS = ("dipole", "power_l_ge_1")
 
@@ -92,7 +92,9 @@ def lyapunov(keys, args, tau, delta=1e-9):
 
     @jax.jit
     def one(key):
-        modes = sample_modes(key, args.modes, math.sqrt(args.sigma2))
+        modes = sample_modes(
+            key, TurbulenceSpectrum(sigma=math.sqrt(args.sigma2), n_modes=args.modes)
+        )
         a = backtrack(modes, dirs, tau, args.r_larmor, dt=args.dt)
         b = backtrack(modes, shifted, tau, args.r_larmor, dt=args.dt)
         dr = jnp.linalg.norm(a.r - b.r, axis=-1) / args.r_larmor
@@ -127,7 +129,8 @@ def main():
 
     def s_of(s, key):
         return scalars(pathwise.liouville_cl(
-            key, s, tau, g, K, nside=args.nside, n_modes=args.modes, r_larmor=args.r_larmor,
+            key, TurbulenceSpectrum(sigma=s, n_modes=args.modes), tau, g, K, nside=args.nside,
+            r_larmor=args.r_larmor,
             dt=args.dt, plan=plan,
         ))
 

@@ -26,7 +26,7 @@ from crsky.physics import bgk, sky
 from crsky.pipelines.tabulate import spectrum_shape
 
 
-def _shape(run: dict, orientation: str) -> dict:
+def _shape(run, orientation: str) -> dict:
     ratio, error = spectrum_shape(run, orientation)
     significant = ratio[1:] > 2 * error[1:]
     n = int(np.argmin(significant)) if not significant.all() else significant.size
@@ -52,8 +52,8 @@ def main() -> None:
     p.add_argument("runfile", help="run file written by crsky simulate")
     a = p.parse_args()
     run = runfile.load(a.runfile)
-    out = {"runfile": a.runfile, "realisations": len(run["indices"]),
-           "t_omega": float(run["t_omega"][-1])}
+    out = {"runfile": a.runfile, "realisations": len(run),
+           "t_omega": float(run.t_omega[-1])}
     out.update({o: _shape(run, o) for o in sky.ORIENTATIONS})
     print(json.dumps(out))
 

@@ -17,7 +17,6 @@ per-realisation differences (the same fields in both runs): |z| ≲ 2 means no d
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import time
@@ -43,19 +42,16 @@ def main() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from crsky import resources
     from crsky.io import runfile
-    from crsky.io.text import load_toml
-    from crsky.pipelines.ensemble import SimulationConfig, ensemble_diffusion, run_ensemble
+    from crsky.pipelines.ensemble import SimulationConfig, run_ensemble
     from crsky.pipelines.tabulate import spectrum_shape
 
     overrides = {
         "realisations": args.realisations, "t_omega_max": args.t_omega_max, "chunk": args.chunk,
         "realisations_per_call": args.realisations_per_call,
     }
-    base = SimulationConfig.from_dict(
-        load_toml(resources.resolve("config", args.config))
-        | {k: v for k, v in overrides.items() if v is not None}
+    base = SimulationConfig.load(args.config).replace(
+        **{k: v for k, v in overrides.items() if v is not None}
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,10 +59,9 @@ def main() -> None:
     for dt in args.dts:
         path = out / f"dt_{dt:g}.h5"
         start = time.perf_counter()
-        run_ensemble(dataclasses.replace(base, dt=dt), path, resume=path.exists(),
-                     progress=False)
+        run_ensemble(base.replace(dt=dt), path, resume=path.exists(), progress=False)
         run = runfile.load(path)
-        K = ensemble_diffusion(run)
+        K = run.diffusion()
         ratio, err = spectrum_shape(run)
         per_realisation = _ratios(run)
         if first is None:
@@ -88,22 +83,21 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
 
 
-def _ratios(run: dict):
+def _ratios(run):
     """Ĉ_ℓ/Ĉ_1 of each realisation alone (∇n ∥ B0, last time, ensemble K and noise)."""
     from crsky.physics import sky
     from crsky.physics.anisotropy import SUMMARY_KEYS, ensemble_statistics
-    from crsky.pipelines.ensemble import ensemble_diffusion
 
-    K = ensemble_diffusion(run).K
+    K = run.diffusion().K
     out = []
-    for i in range(len(run["indices"])):
-        one = {name: run[f"spectra/{name}"][i : i + 1] for name in SUMMARY_KEYS}
+    for i in range(len(run)):
+        one = {name: run.arrays[f"spectra/{name}"][i : i + 1] for name in SUMMARY_KEYS}
         stats = ensemble_statistics(
-            one, run["t_omega"], run["config"]["r_larmor"], K,
-            sky.reference_gradient("parallel"), nside=run["config"]["nside"],
+            one, run.t_omega, run.config.r_larmor, K,
+            sky.reference_gradient("parallel"), nside=run.config.nside,
             K_liouville=K[-1],
         )
-        cl_hat = np.asarray(stats["cl_hat"][-1])
+        cl_hat = np.asarray(stats.cl_hat[-1])
         out.append(cl_hat / cl_hat[1])
     return np.stack(out)
 

@@ -48,20 +48,21 @@ def test_spectra_noise_and_standard_dipole(toy):
     c0 = 4 * np.pi * np.mean((shifts @ g) ** 2, axis=0)
     A = amplitude[..., None] * g - 3 * K_liouville @ g
     c1 = 4 * np.pi * np.mean(np.sum(A**2, -1), axis=0) / 9
-    np.testing.assert_allclose(stats["cl_mean"][:, 0], c0, rtol=1e-6)
-    np.testing.assert_allclose(stats["cl_mean"][:, 1], c1, rtol=1e-6)
-    assert np.all(np.abs(stats["cl_mean"][:, 2:]) < 1e-6 * c1[:, None])
+    np.testing.assert_allclose(stats.cl_mean[:, 0], c0, rtol=1e-6)
+    np.testing.assert_allclose(stats.cl_mean[:, 1], c1, rtol=1e-6)
+    assert np.all(np.abs(stats.cl_mean[:, 2:]) < 1e-6 * c1[:, None])
     a_mean = amplitude.mean(0)[:, None] * g - 3 * K_liouville @ g
     np.testing.assert_allclose(
-        stats["dipole_standard"], 4 * np.pi * np.sum(a_mean**2, -1) / 9, rtol=1e-6
+        stats.dipole_standard, 4 * np.pi * np.sum(a_mean**2, -1) / 9, rtol=1e-6
     )
     # Eq. (3.1) and eq. (1.1) evaluated by hand
     noise = 4 * np.pi / (12 * NSIDE**2) * 2 * T * np.einsum("i,tij,j->t", g, K, g)
-    np.testing.assert_allclose(stats["noise"], noise, rtol=1e-12)
-    np.testing.assert_allclose(stats["cl_hat"], stats["cl_mean"] - noise[:, None], rtol=1e-12)
-    np.testing.assert_allclose(stats["dipole_diffusion"], 4 * np.pi * np.sum((K @ g) ** 2, -1))
+    np.testing.assert_allclose(stats.noise, noise, rtol=1e-12)
+    np.testing.assert_allclose(stats.cl_hat, stats.cl_mean - noise[:, None], rtol=1e-12)
+    np.testing.assert_allclose(stats.dipole_diffusion, 4 * np.pi * np.sum((K @ g) ** 2, -1))
     err = np.std(4 * np.pi * np.sum(A**2, -1) / 9, axis=0, ddof=1) / np.sqrt(5)
-    np.testing.assert_allclose(stats["cl_err"][:, 1], err, rtol=1e-6)
+    np.testing.assert_allclose(stats.cl_err[:, 1], err, rtol=1e-6)
+    np.testing.assert_array_equal(stats.ell, np.arange(stats.cl_mean.shape[1]))
 
 
 def test_relative_diffusion_and_sum_rules(toy):
@@ -76,14 +77,14 @@ def test_relative_diffusion_and_sum_rules(toy):
     )
     a2 = np.mean(amplitude**2, axis=0)
     np.testing.assert_allclose(
-        stats["K_relative"], a2[:, None, None] * M / (2 * T[:, None, None]), rtol=1e-12, atol=1e-15
+        stats.K_relative, a2[:, None, None] * M / (2 * T[:, None, None]), rtol=1e-12, atol=1e-15
     )
-    rules = {k: np.asarray(v) for k, v in stats["sum_rules"].items()}
-    np.testing.assert_allclose(rules["variance"], rules["variance_rhs"], rtol=1e-12)
-    np.testing.assert_allclose(rules["monopole"], rules["monopole_rhs"], rtol=1e-6)
-    np.testing.assert_allclose(rules["monopole"], np.mean((shifts @ g) ** 2, 0), rtol=1e-6)
-    np.testing.assert_allclose(rules["higher"], rules["higher_rhs"], rtol=3e-3)
-    np.testing.assert_allclose(rules["variance_spectrum"], rules["variance"], rtol=3e-3)
+    rules = stats.sum_rules
+    np.testing.assert_allclose(rules.variance, rules.variance_rhs, rtol=1e-12)
+    np.testing.assert_allclose(rules.monopole, rules.monopole_rhs, rtol=1e-6)
+    np.testing.assert_allclose(rules.monopole, np.mean((shifts @ g) ** 2, 0), rtol=1e-6)
+    np.testing.assert_allclose(rules.higher, rules.higher_rhs, rtol=3e-3)
+    np.testing.assert_allclose(rules.variance_spectrum, rules.variance, rtol=3e-3)
 
 
 def test_bad_input_raises(toy):

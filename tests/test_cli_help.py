@@ -22,8 +22,8 @@ def test_every_command_has_help(command, capsys):
 
 def test_simulate_help_states_the_config_defaults_and_choices(capsys):
     from crsky.cli.simulate import CHOICES, FLAGS
+    from crsky.io.run import DTYPES, TSIT5_TOLERANCES, SimulationConfig
     from crsky.physics.tracing import SOLVERS
-    from crsky.pipelines.ensemble import DTYPES, TSIT5_TOLERANCES, SimulationConfig
 
     text = help_text("simulate", capsys)
     assert "--solver {boris,tsit5}" in text and "--dtype {float32,float64}" in text

@@ -90,8 +90,11 @@ def test_draw_run_checks_its_arguments_before_any_output(tmp_path):
     import numpy as np
 
     from crsky.cli.plot import draw_run
+    from crsky.io.run import Ensemble, SimulationConfig
 
-    run = {"indices": np.arange(120)}  # no data: each check must come before any compute
+    # no data: each check must come before any compute
+    run = Ensemble(config=SimulationConfig(), t_omega=np.ones(1), directions=np.zeros((12, 3)),
+                   indices=np.arange(120), arrays={}, attrs={})
     out = tmp_path / "fig"
     with pytest.raises(ValueError, match="^orientation must be one of"):
         draw_run(run, out, orientation="diagonal")

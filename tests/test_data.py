@@ -130,6 +130,7 @@ def test_mock_table_draws_have_the_stated_scatter():
 
 
 def test_cl_table_from_run_computes_only_its_orientation(tmp_path, monkeypatch):
+    from crsky.io import run as run_module
     from crsky.io import runfile
     from crsky.pipelines import ensemble
 
@@ -137,15 +138,15 @@ def test_cl_table_from_run_computes_only_its_orientation(tmp_path, monkeypatch):
                                        n_times=3, dtype="float64")
     ensemble.run_ensemble(config, tmp_path / "run.h5", progress=False)
     run = runfile.load(tmp_path / "run.h5")
-    expected = ensemble.anisotropy(run)["perpendicular"]
+    expected = run.statistics("perpendicular")
     calls = []
-    original = ensemble.ensemble_statistics
-    monkeypatch.setattr(ensemble, "ensemble_statistics",
+    original = run_module.ensemble_statistics
+    monkeypatch.setattr(run_module, "ensemble_statistics",
                         lambda *a, **k: calls.append(1) or original(*a, **k))
     table = tabulate.cl_table_from_run(run, "perpendicular")
     assert len(calls) == 1  # the parallel gradient is not computed
-    np.testing.assert_array_equal(table.cl, np.asarray(expected["cl_hat"][-1])[table.ell])
-    np.testing.assert_array_equal(table.error, np.asarray(expected["cl_hat_err"][-1])[table.ell])
+    np.testing.assert_array_equal(table.cl, np.asarray(expected.cl_hat[-1])[table.ell])
+    np.testing.assert_array_equal(table.error, np.asarray(expected.cl_hat_err[-1])[table.ell])
 
 
 def test_cl_table_from_run_at_a_saved_time(tmp_path):
@@ -156,11 +157,11 @@ def test_cl_table_from_run_at_a_saved_time(tmp_path):
                                        n_times=3, dtype="float64")
     ensemble.run_ensemble(config, tmp_path / "run.h5", progress=False)
     run = runfile.load(tmp_path / "run.h5")
-    stats = ensemble.anisotropy(run, orientations=("parallel",))["parallel"]
-    t_mid = float(run["t_omega"][1])
+    stats = run.statistics("parallel")
+    t_mid = float(run.t_omega[1])
     table = tabulate.cl_table_from_run(run, t_omega=t_mid * (1 + 1e-9))
-    np.testing.assert_array_equal(table.cl, np.asarray(stats["cl_hat"][1])[table.ell])
-    np.testing.assert_array_equal(table.noise, float(stats["noise"][1]))
+    np.testing.assert_array_equal(table.cl, np.asarray(stats.cl_hat[1])[table.ell])
+    np.testing.assert_array_equal(table.noise, float(stats.noise[1]))
     assert table.meta["source"].endswith(f"t_omega = {t_mid:.6g}")
     assert table.meta["realisations"] == "2 (of 2 configured)"
     with pytest.raises(ValueError, match="t_omega must be one of the run's saved times 1, "):

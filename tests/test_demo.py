@@ -9,8 +9,7 @@ import pytest
 
 from crsky.cli import main
 from crsky.cli.demo import fresh_folder
-from crsky.io import runfile
-from crsky.pipelines import ensemble
+from crsky.io import run, runfile
 
 
 def counted(monkeypatch, module, name, calls):
@@ -27,13 +26,13 @@ def counted(monkeypatch, module, name, calls):
 def test_quick_demo_writes_report(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo-output"
     calls = {}
-    for module, name in ((runfile, "load"), (ensemble, "anisotropy"),
-                         (ensemble, "ensemble_diffusion")):
+    for module, name in ((runfile, "load"), (run, "ensemble_statistics"),
+                         (run, "diffusion_tensor")):
         counted(monkeypatch, module, name, calls)
     assert main(["demo", "--quick", "--out", str(out)]) == 0
-    # The run file is read, and its statistics computed, once for the summary of the ensemble
-    # and once for the figures and the fit of p.
-    assert calls == {"load": 2, "anisotropy": 1, "ensemble_diffusion": 2}
+    # The run file is read, and K(T) computed, once for the summary of the ensemble and once
+    # for the figures and the fit of p; the statistics once per orientation each time.
+    assert calls == {"load": 2, "ensemble_statistics": 4, "diffusion_tensor": 2}
     printed = capsys.readouterr().out
     assert f"report: {out / 'report.md'}" in printed
     report = (out / "report.md").read_text()

@@ -10,7 +10,7 @@ import pytest
 
 from crsky.io import runfile
 from crsky.physics.diffusion import diffusion_tensor, position_moments
-from crsky.pipelines.ensemble import SimulationConfig, ensemble_diffusion, run_ensemble
+from crsky.pipelines.ensemble import SimulationConfig, run_ensemble
 
 REFERENCE = dict(nside=4, realisations=4, modes=64, t_omega_min=1.0, t_omega_max=1000.0,
                  n_times=10, sigma2=1.0, r_larmor=0.1)
@@ -22,7 +22,7 @@ def runs(tmp_path_factory):
     for dtype in ("float32", "float64"):
         path = tmp_path_factory.mktemp(dtype) / "run.h5"
         run_ensemble(SimulationConfig(**REFERENCE, dtype=dtype), path, progress=False)
-        out[dtype] = ensemble_diffusion(runfile.load(path))
+        out[dtype] = runfile.load(path).diffusion()
     return out
 
 

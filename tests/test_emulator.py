@@ -129,12 +129,14 @@ def test_build_table_from_simulations_round_trips(tmp_path):
 
 
 def test_jackknife_error_of_a_mean_is_the_standard_error():
-    """For a statistic linear in the realisations the jackknife equals std/sqrt(n)."""
-    from crsky.pipelines.tabulate import _subset
+    """For a statistic linear in the realisations the jackknife (leave-one-out subsets by
+    Ensemble.select) equals std/sqrt(n)."""
+    from crsky.io.run import Ensemble, SimulationConfig
 
     x = np.random.default_rng(0).normal(size=(7, 3))
-    run = {"rr_mean": x, "indices": np.arange(7)}
-    loo = np.stack([_subset(run, np.arange(7) != i)["rr_mean"].mean(0) for i in range(7)])
+    run = Ensemble(config=SimulationConfig(), t_omega=np.ones(1), directions=np.zeros((12, 3)),
+                   indices=np.arange(7), arrays={"rr_mean": x}, attrs={})
+    loo = np.stack([run.select(np.arange(7) != i).arrays["rr_mean"].mean(0) for i in range(7)])
     jack = np.sqrt(6 / 7 * np.sum((loo - loo.mean(0)) ** 2, axis=0))
     np.testing.assert_allclose(jack, x.std(0, ddof=1) / np.sqrt(7), rtol=1e-12)
 
@@ -142,6 +144,9 @@ def test_jackknife_error_of_a_mean_is_the_standard_error():
 def test_spectrum_shape_jackknife_computes_one_orientation(tmp_path, monkeypatch):
     """Ĉ_l/Ĉ_1 and its leave-one-out jackknife error equal a direct numpy jackknife over the
     two-orientation statistics, while only the requested orientation is computed."""
+    import dataclasses
+
+    from crsky.io import run as run_module
     from crsky.io import runfile
     from crsky.pipelines import ensemble, tabulate
 
@@ -149,26 +154,28 @@ def test_spectrum_shape_jackknife_computes_one_orientation(tmp_path, monkeypatch
                                        n_times=2, dtype="float64")
     ensemble.run_ensemble(config, tmp_path / "run.h5", progress=False)
     run = runfile.load(tmp_path / "run.h5")
-    per_realisation = [k for k in run if k.startswith(("spectra/", "rr_", "r_mean"))]
 
     def shape(r, orientation):
-        cl_hat = np.asarray(ensemble.anisotropy(r)[orientation]["cl_hat"][-1])
+        cl_hat = np.asarray(r.statistics(orientation).cl_hat[-1])
         return cl_hat / cl_hat[1]
 
+    def without(i):  # the ensemble less realisation i, built directly with numpy
+        return dataclasses.replace(
+            run, indices=np.delete(run.indices, i),
+            arrays={k: np.delete(v, i, axis=0) for k, v in run.arrays.items()},
+            attrs={k: np.delete(v, i) for k, v in run.attrs.items()},
+        )
+
     calls = []
-    original = ensemble.ensemble_statistics
-    monkeypatch.setattr(ensemble, "ensemble_statistics",
+    original = run_module.ensemble_statistics
+    monkeypatch.setattr(run_module, "ensemble_statistics",
                         lambda *a, **k: calls.append(1) or original(*a, **k))
     for orientation in ("parallel", "perpendicular"):
         calls.clear()
         ratio, error = tabulate.spectrum_shape(run, orientation)
         assert len(calls) == 1 + 4  # the full ensemble and each leave-one-out subset
         expected = shape(run, orientation)
-        loo = np.stack([
-            shape(run | {k: np.delete(run[k], i, axis=0) for k in per_realisation}
-                  | {"indices": np.delete(run["indices"], i)}, orientation)
-            for i in range(4)
-        ])
+        loo = np.stack([shape(without(i), orientation) for i in range(4)])
         jackknife = np.sqrt(3 / 4 * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
         np.testing.assert_allclose(ratio, expected, rtol=1e-13)
         np.testing.assert_allclose(error, jackknife, rtol=1e-10)

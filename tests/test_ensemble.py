@@ -24,43 +24,84 @@ def run_small(path, **kwargs):
 
 def assert_same_realisations(a, b):
     ra, rb = runfile.load(a), runfile.load(b)
-    np.testing.assert_array_equal(ra["indices"], rb["indices"])
+    np.testing.assert_array_equal(ra.indices, rb.indices)
     for name in ("modes/k", "modes/amplitude", "modes/phase", "rr_mean", "r_mean"):
-        np.testing.assert_array_equal(ra[name], rb[name])
+        np.testing.assert_array_equal(ra.arrays[name], rb.arrays[name])
 
 
-def test_summarise_computes_the_diffusion_tensor_once(tmp_path, monkeypatch):
+def test_summary_and_statistics_share_one_diffusion_tensor(tmp_path, monkeypatch):
+    from crsky.io import run as run_module
     from crsky.pipelines import ensemble
 
     run_small(tmp_path / "run.h5")
     run = runfile.load(tmp_path / "run.h5")
-    expected = ensemble.anisotropy(run)
     calls = []
-    original = ensemble.ensemble_diffusion
-    monkeypatch.setattr(ensemble, "ensemble_diffusion", lambda r: calls.append(1) or original(r))
+    original = run_module.diffusion_tensor
+    monkeypatch.setattr(run_module, "diffusion_tensor",
+                        lambda *a: calls.append(1) or original(*a))
     summary = ensemble.summarise(run)
-    assert len(calls) == 1
-    for orientation, stats in expected.items():
-        np.testing.assert_array_equal(summary["cl_hat"][orientation], stats["cl_hat"])
+    assert len(calls) == 1  # cached on the ensemble: once for K(T), both orientations
+    for orientation in ("parallel", "perpendicular"):
+        np.testing.assert_array_equal(summary["cl_hat"][orientation],
+                                      run.statistics(orientation).cl_hat)
+    assert run.diffusion() is run.diffusion()
 
 
-def test_anisotropy_returns_the_requested_orientations(tmp_path):
-    from crsky.pipelines import ensemble
-
+def test_statistics_take_a_name_or_a_gradient(tmp_path):
+    """A named orientation is the unit gradient along z (parallel) or x; spectra scale with
+    |g|² (eq. (2.1) is linear in g), so 2 ẑ gives 4 times the spectra of "parallel"."""
     run_small(tmp_path / "run.h5")
     run = runfile.load(tmp_path / "run.h5")
-    for requested in (["perpendicular", "parallel"], ("parallel",)):
-        assert tuple(ensemble.anisotropy(run, orientations=requested)) == tuple(requested)
-    # a generator is read once (not used up by the checks, which returned {})
-    assert tuple(ensemble.anisotropy(run, orientations=(o for o in ["perpendicular"]))) == (
-        "perpendicular",
-    )
-    # a bare string is one name, not a collection of letters ("got 'p'")
-    with pytest.raises(ValueError, match="^orientations .*not the string 'parallel'"):
-        ensemble.anisotropy(run, orientations="parallel")
-    for empty in ((), []):
-        with pytest.raises(ValueError, match="^orientations must name at least one"):
-            ensemble.anisotropy(run, orientations=empty)
+    named = run.statistics("parallel")
+    doubled = run.statistics(np.array([0.0, 0.0, 2.0]))
+    np.testing.assert_allclose(doubled.cl_mean, 4 * named.cl_mean, rtol=1e-12)
+    np.testing.assert_allclose(doubled.sum_rules.variance_rhs, 4 * named.sum_rules.variance_rhs,
+                               rtol=1e-12)
+    np.testing.assert_array_equal(named.K_liouville, run.diffusion().K[-1])
+    fixed = run.statistics("perpendicular", K_liouville=np.eye(3))
+    np.testing.assert_array_equal(fixed.K_liouville, np.eye(3))
+    with pytest.raises(ValueError, match="orientation"):
+        run.statistics("diagonal")
+    with pytest.raises(ValueError, match="grad_n_over_n"):
+        run.statistics(np.ones(2))
+
+
+def test_simulate_in_memory_equals_the_run_file(tmp_path):
+    """One loop computes the realisations; simulate() keeps them, run_ensemble writes them:
+    the arrays are identical bit for bit (same seed, same program)."""
+    from crsky.pipelines.ensemble import simulate
+
+    config = SimulationConfig(**SMALL)
+    memory = simulate(config, progress=False)
+    run_ensemble(config, tmp_path / "run.h5", progress=False)
+    stored = runfile.load(tmp_path / "run.h5")
+    assert memory.config == stored.config == config
+    np.testing.assert_array_equal(memory.indices, stored.indices)
+    np.testing.assert_array_equal(memory.t_omega, stored.t_omega)
+    np.testing.assert_array_equal(memory.directions, stored.directions)
+    assert set(memory.arrays) == set(stored.arrays)
+    for name in memory.arrays:
+        np.testing.assert_array_equal(memory.arrays[name], stored.arrays[name], err_msg=name)
+    for name in ("momentum_drift_max", "field_rms_over_b0", "n_steps"):
+        np.testing.assert_array_equal(memory.attrs[name], stored.attrs[name])
+    np.testing.assert_array_equal(memory.statistics("parallel").cl_hat,
+                                  stored.statistics("parallel").cl_hat)
+    with pytest.raises(ValueError, match="config"):
+        simulate(SMALL)
+
+
+def test_config_load_replace_and_spectrum():
+    """Built-in names resolve to the shipped TOML files; replace() checks keys like a file."""
+    reduced = SimulationConfig.load("reduced")
+    assert reduced.replace(realisations=2).realisations == 2
+    assert reduced.replace(t_omega_max=20).t_omega_max == 20.0
+    with pytest.raises(ValueError, match="'nsides'"):
+        reduced.replace(nsides=4)
+    with pytest.raises(ValueError, match="reduced_typo"):
+        SimulationConfig.load("reduced_typo")
+    spectrum = reduced.spectrum
+    assert spectrum.n_modes == reduced.modes and spectrum.sigma == pytest.approx(reduced.sigma)
+    assert (spectrum.lambda_min, spectrum.lambda_max) == (reduced.lambda_min, reduced.lambda_max)
 
 
 def test_same_seed_identical_and_other_seed_different(tmp_path):
@@ -69,7 +110,8 @@ def test_same_seed_identical_and_other_seed_different(tmp_path):
     assert_same_realisations(tmp_path / "a.h5", tmp_path / "b.h5")
     run_small(tmp_path / "c.h5", seed=1)
     assert not np.array_equal(
-        runfile.load(tmp_path / "a.h5")["rr_mean"], runfile.load(tmp_path / "c.h5")["rr_mean"]
+        runfile.load(tmp_path / "a.h5").arrays["rr_mean"],
+        runfile.load(tmp_path / "c.h5").arrays["rr_mean"],
     )
 
 
@@ -77,14 +119,14 @@ def test_run_file_layout_and_summary(tmp_path):
     path = tmp_path / "run.h5"
     summary = run_small(path, save_trajectories=True)
     run = runfile.load(path, names=("r", "p", "modes/k", "rr_mean"))
-    assert run["r"].shape == (3, 3, 48, 3)
-    assert run["modes/k"].shape == (3, 16, 3)
-    assert run["config"]["nside"] == 2
-    np.testing.assert_allclose(run["t_omega"], np.geomspace(1, 5, 3))
+    assert run.arrays["r"].shape == (3, 3, 48, 3)
+    assert run.arrays["modes/k"].shape == (3, 16, 3)
+    assert run.config.nside == 2
+    np.testing.assert_allclose(run.t_omega, np.geomspace(1, 5, 3))
     # stored moments are the trajectory averages of the stored positions
-    r = run["r"]
+    r = run.arrays["r"]
     np.testing.assert_allclose(
-        run["rr_mean"], np.einsum("rtmi,rtmj->rtij", r, r) / 48, rtol=1e-12
+        run.arrays["rr_mean"], np.einsum("rtmi,rtmj->rtij", r, r) / 48, rtol=1e-12
     )
     assert summary["n_trajectories"] == 3 * 48
     assert summary["momentum_drift_max"] < 1e-12
@@ -124,9 +166,9 @@ def test_realisations_per_call_equal_one_at_a_time_to_rounding(tmp_path):
     summary = run_small(tmp_path / "two.h5", chunk=20, realisations_per_call=2)
     assert summary["realisations_computed"] == 3
     one, two = runfile.load(tmp_path / "one.h5"), runfile.load(tmp_path / "two.h5")
-    np.testing.assert_array_equal(one["modes/k"], two["modes/k"])
+    np.testing.assert_array_equal(one.arrays["modes/k"], two.arrays["modes/k"])
     for name in ("r_mean", "rr_mean", "spectra/mean", "maps_last"):
-        np.testing.assert_allclose(two[name], one[name], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(two.arrays[name], one.arrays[name], rtol=1e-10, atol=1e-13)
     with h5py.File(tmp_path / "one.h5") as a, h5py.File(tmp_path / "two.h5") as b:
         for name in ("r00000", "r00001", "r00002"):  # the padding is not counted
             steps = a["realisations"][name].attrs["n_steps"]
@@ -142,9 +184,9 @@ def test_realisation_independent_of_its_call_companions(tmp_path):
     run_ensemble(config, tmp_path / "b.h5", indices=[1, 2], progress=False)
     run_ensemble(config, tmp_path / "b.h5", resume=True, progress=False)
     a, b = runfile.load(tmp_path / "a.h5"), runfile.load(tmp_path / "b.h5")
-    np.testing.assert_array_equal(a["indices"], b["indices"])
+    np.testing.assert_array_equal(a.indices, b.indices)
     for name in ("rr_mean", "r_mean", "spectra/mean", "maps_last"):
-        np.testing.assert_array_equal(a[name], b[name])
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
 
 
 def test_realisations_per_call_is_part_of_the_configuration(tmp_path):
@@ -270,7 +312,8 @@ def test_healpy_and_jax_spectra_back_ends_agree(tmp_path):
     run_small(tmp_path / "jax.h5", realisations=1)
     run_small(tmp_path / "healpy.h5", realisations=1, spectra_method="healpy")
     a, b = runfile.load(tmp_path / "jax.h5"), runfile.load(tmp_path / "healpy.h5")
-    assert a["spectra/cross_spectra"].shape == (1, 3, 5, 6, 6)  # ell_max = 2 nside = 4
-    scale = np.max(np.abs(a["spectra/cross_spectra"]))
-    np.testing.assert_allclose(b["spectra/cross_spectra"], a["spectra/cross_spectra"],
+    assert a.arrays["spectra/cross_spectra"].shape == (1, 3, 5, 6, 6)  # ell_max = 2 nside = 4
+    scale = np.max(np.abs(a.arrays["spectra/cross_spectra"]))
+    np.testing.assert_allclose(b.arrays["spectra/cross_spectra"],
+                               a.arrays["spectra/cross_spectra"],
                                atol=1e-10 * scale)

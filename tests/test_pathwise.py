@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from crsky.physics import pathwise, sky, spectra
+from crsky.physics.turbulence import TurbulenceSpectrum
 
 TAU = np.array([1.0, 3.0, 5.0])  # short back-tracking times, tOmega <= 5
 K = jnp.diag(jnp.array([0.05, 0.05, 0.3]))  # fixed K in the Liouville map, Lc c
@@ -25,7 +26,8 @@ def test_grad_in_sigma_matches_central_differences():
     @jax.jit
     def cl(sigma):
         return pathwise.liouville_cl(
-            key, sigma, TAU, g, K, nside=2, n_modes=32, r_larmor=0.1, dt=0.02, plan=plan
+            key, TurbulenceSpectrum(sigma=sigma, n_modes=32), TAU, g, K, nside=2, r_larmor=0.1,
+            dt=0.02, plan=plan,
         )
 
     sigma, h = 1.0, 1e-5
@@ -40,9 +42,10 @@ def test_grad_in_sigma_matches_central_differences():
 
 def test_bad_parameters_are_named():
     key, g = jax.random.PRNGKey(0), sky.reference_gradient("parallel")
+    spectrum = TurbulenceSpectrum(n_modes=32)
     with pytest.raises(ValueError, match="nside"):
-        pathwise.liouville_cl(key, 1.0, TAU, g, K, nside=3)
+        pathwise.liouville_cl(key, spectrum, TAU, g, K, nside=3)
     with pytest.raises(ValueError, match="plan"):
-        pathwise.liouville_cl(key, 1.0, TAU, g, K, nside=2, plan=spectra.make_plan(4, 4))
+        pathwise.liouville_cl(key, spectrum, TAU, g, K, nside=2, plan=spectra.make_plan(4, 4))
     with pytest.raises(ValueError, match="dt"):
-        jax.grad(lambda r: pathwise.liouville_cl(key, 1.0, TAU, g, K, r_larmor=r)[0, 1])(0.1)
+        jax.grad(lambda r: pathwise.liouville_cl(key, spectrum, TAU, g, K, r_larmor=r)[0, 1])(0.1)

@@ -11,8 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crsky.physics.tracing import Boris, LorentzForce, backtrack, healpix_directions
-from crsky.physics.turbulence import cos_turns, sample_modes, turbulent_field
+from crsky.physics.tracing import Boris, LorentzTerm, backtrack, healpix_directions
+from crsky.physics.turbulence import (
+    TurbulenceSpectrum,
+    cos_turns,
+    sample_modes,
+    turbulent_field,
+)
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -35,7 +40,9 @@ def test_cos_turns_float64_within_four_ulp():
 def test_field_matches_radian_cos_formulation_float64():
     # the direct formulation: jnp.cos(k·x + β); phases up to ~1e4 rad, float64 rounding
     # of the phase (|φ| eps ≈ 2e-12) bounds the difference
-    modes = sample_modes(jax.random.PRNGKey(3), 128, 1.0, dtype=jnp.float64)
+    modes = sample_modes(
+        jax.random.PRNGKey(3), TurbulenceSpectrum(sigma=1.0, n_modes=128), dtype=jnp.float64
+    )
     x = jax.random.uniform(jax.random.PRNGKey(4), (500, 3), jnp.float64, -20, 20)
     old = jnp.cos(x @ modes.k.T + modes.phase) @ modes.amplitude
     np.testing.assert_allclose(turbulent_field(modes, x), old, rtol=0, atol=1e-10)
@@ -46,7 +53,9 @@ def test_field_float32_at_large_phases_is_limited_by_phase_rounding():
     # differs from float64 (same float32 inputs) by at most Σ_n |δB_n| · 2π |u_n| · c eps32;
     # c = 4 covers the rounding of the 3-term dot, the scaling by 1/2π and the reduction.
     # A TF32 product (eps ≈ 1e-3) would exceed this bound by ~1e4.
-    modes = sample_modes(jax.random.PRNGKey(5), 256, 1.0, dtype=jnp.float32)
+    modes = sample_modes(
+        jax.random.PRNGKey(5), TurbulenceSpectrum(sigma=1.0, n_modes=256), dtype=jnp.float32
+    )
     x = jax.random.uniform(jax.random.PRNGKey(6), (400, 3), jnp.float32, -25, 25)
     k, a, b = (np.asarray(v, np.float64) for v in (modes.k, modes.amplitude, modes.phase))
     xs = np.asarray(x, np.float64)
@@ -60,7 +69,9 @@ def test_field_float32_at_large_phases_is_limited_by_phase_rounding():
 
 def test_field_products_are_requested_at_highest_precision():
     # GPUs may run float32 matmuls in TF32 unless told otherwise; both dots must say HIGHEST
-    modes = sample_modes(jax.random.PRNGKey(0), 8, 1.0, dtype=jnp.float32)
+    modes = sample_modes(
+        jax.random.PRNGKey(0), TurbulenceSpectrum(sigma=1.0, n_modes=8), dtype=jnp.float32
+    )
     text = jax.jit(turbulent_field).lower(modes, jnp.zeros((4, 3), jnp.float32)).as_text()
     dots = [line for line in text.splitlines() if "dot_general" in line]
     assert len(dots) == 2
@@ -69,7 +80,9 @@ def test_field_products_are_requested_at_highest_precision():
 
 @pytest.fixture(scope="module")
 def setup():
-    modes = sample_modes(jax.random.PRNGKey(7), 64, 1.0, dtype=jnp.float64)
+    modes = sample_modes(
+        jax.random.PRNGKey(7), TurbulenceSpectrum(sigma=1.0, n_modes=64), dtype=jnp.float64
+    )
     return modes, healpix_directions(2, jnp.float64)
 
 
@@ -79,12 +92,12 @@ def test_batched_boris_equals_per_trajectory_diffeqsolve(setup):
     modes, dirs = setup
     t = np.array([1.0, 4.0])
     got = backtrack(modes, dirs, t, 0.1, dt=0.02)
-    force = LorentzForce(modes=modes, r_larmor=jnp.asarray(0.1))
+    term = LorentzTerm(modes=modes, r_larmor=jnp.asarray(0.1))
 
     def one(n_hat):
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(lambda t, y, f: f(t, y)), Boris(), 0.0, 4.0, None,
-            (jnp.zeros(3), -n_hat), args=force, saveat=diffrax.SaveAt(ts=jnp.asarray(t)),
+            term, Boris(), 0.0, 4.0, None,
+            (jnp.zeros(3), -n_hat), saveat=diffrax.SaveAt(ts=jnp.asarray(t)),
             stepsize_controller=diffrax.StepTo(ts=jnp.linspace(0.0, 4.0, 201)), max_steps=200,
         )
         return sol.ys
@@ -93,6 +106,14 @@ def test_batched_boris_equals_per_trajectory_diffeqsolve(setup):
     np.testing.assert_allclose(got.r, r, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got.p, p, rtol=0, atol=1e-12)
     assert np.all(np.asarray(got.n_steps) == 200)
+
+
+def test_boris_refuses_a_term_without_the_field(setup):
+    """Boris reads B through its LorentzTerm; a plain ODETerm (no field) is refused by name."""
+    modes, dirs = setup
+    plain = diffrax.ODETerm(lambda t, y, args: y)
+    with pytest.raises(Exception, match="LorentzTerm"):
+        diffrax.diffeqsolve(plain, Boris(), 0.0, 1.0, 0.1, (jnp.zeros(3), -dirs[0]))
 
 
 def test_boris_converges_to_tsit5_at_second_order(setup):
@@ -123,7 +144,9 @@ def test_float32_boris_diffusion_matches_float64_tsit5_statistics():
     # ⟨r_i r_j⟩ at τ = 40 from float32 Boris vs the float64 Tsit5 reference, same field and
     # directions. Trajectories decorrelate by chaos, so compare the means within 4 standard
     # errors of the difference (per-trajectory scatter / sqrt(M), both runs).
-    modes = sample_modes(jax.random.PRNGKey(8), 64, 1.0, dtype=jnp.float64)
+    modes = sample_modes(
+        jax.random.PRNGKey(8), TurbulenceSpectrum(sigma=1.0, n_modes=64), dtype=jnp.float64
+    )
     dirs = healpix_directions(8, jnp.float64)
     t = np.array([40.0])
     ref = np.asarray(

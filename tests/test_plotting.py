@@ -1,4 +1,4 @@
-"""crsky.plotting.spectra: the figures build from statistics dicts and save as PNG (no pixel
+"""crsky.plotting.spectra: the figures build from SpectrumStatistics and save as PNG (no pixel
 reference)."""
 
 import io
@@ -7,23 +7,25 @@ import numpy as np
 import pytest
 
 from crsky.inference import models
+from crsky.physics.anisotropy import SpectrumStatistics, SumRules
 from crsky.plotting import spectra as plotting
+from crsky.plotting.sky import sky_map
 
 
-def fake_stats(scale: float) -> dict:
-    """Statistics dict shaped like anisotropy.ensemble_statistics: 6 times, lmax 12."""
+def fake_stats(scale: float) -> SpectrumStatistics:
+    """Statistics shaped like anisotropy.ensemble_statistics: 6 times, lmax 12."""
     t = np.logspace(0, 3, 6)
     ell = np.arange(13)
     cl = scale * t[:, None] / (1 + ell) ** 2 + 1e-3
     noise = np.full(6, 1e-4)
-    return {
-        "t_omega": t,
-        "cl_mean": cl,
-        "noise": noise,
-        "cl_hat": cl - noise[:, None],
-        "cl_hat_err": 0.1 * cl,
-        "dipole_standard": 0.5 * cl[:, 1],
-    }
+    zeros = np.zeros(6)
+    return SpectrumStatistics(
+        ell=ell, t_omega=t, T=0.1 * t, grad_n_over_n=np.array([0.0, 0.0, 1.0]),
+        K_liouville=np.eye(3), cl_mean=cl, cl_err=0.1 * cl, noise=noise,
+        cl_hat=cl - noise[:, None], cl_hat_err=0.1 * cl, dipole_standard=0.5 * cl[:, 1],
+        dipole_diffusion=cl[:, 1], K_relative=np.zeros((6, 3, 3)),
+        sum_rules=SumRules(*([zeros] * 7)),
+    )
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def test_figures_save(tmp_path, stats):
     for name, fig in [
         ("fig2", plotting.spectrum_evolution(stats)),
         ("fig3", plotting.spectrum_shape(stats)),
-        ("map", plotting.sky_map(np.random.default_rng(0).normal(size=768))),
+        ("map", sky_map(np.random.default_rng(0).normal(size=768))),
     ]:
         path = tmp_path / f"{name}.png"
         fig.savefig(path)
@@ -47,7 +49,7 @@ def test_bad_input_raises(stats):
     with pytest.raises(ValueError, match="stats_by_orientation"):
         plotting.spectrum_evolution({"parallel": {"t_omega": 1}})
     with pytest.raises(ValueError, match="delta_i"):
-        plotting.sky_map(np.zeros(100))
+        sky_map(np.zeros(100))
 
 
 def test_fig3_draws_the_bgk_closure(stats):

@@ -33,9 +33,27 @@ def test_quickstart_commands_run(tmp_path):
 
 
 def test_quickstart_python_runs(tmp_path, capsys):
+    """The two Python blocks as written. Reference for the first: ⟨C_ℓ⟩ of the same
+    configuration through the run file (one code path, so equal to the bit), and its shape."""
+    import numpy as np
+
+    import crsky
+    from crsky.io import runfile
+
     section = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    exec(compile(code, "README.md", "exec"), {})
+    ensemble_code, field_code = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(ensemble_code.strip().splitlines()) == 3
+    namespace = {}
+    exec(compile(ensemble_code, "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out
+    cl = np.asarray(namespace["ens"].statistics("parallel").cl_mean[-1])
+    config = namespace["ens"].config
+    assert cl.shape == (2 * config.nside + 1,) and np.all(cl[:2] > 0)
+    assert printed.strip().startswith("[") and len(printed.split()) >= cl.size
+    crsky.run_ensemble(config, tmp_path / "run.h5", progress=False)
+    stored = runfile.load(tmp_path / "run.h5").statistics("parallel").cl_mean[-1]
+    np.testing.assert_array_equal(np.asarray(stored), cl)
+    exec(compile(field_code, "README.md", "exec"), {})
     assert capsys.readouterr().out.strip() == "(2, 192, 3)"
 
 

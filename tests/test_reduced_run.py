@@ -34,21 +34,21 @@ from crsky.physics import sky
 from crsky.pipelines import ensemble
 
 
-def _run(tmp_path_factory, **fields) -> dict:
+def _run(tmp_path_factory, **fields):
     config = ensemble.SimulationConfig(dtype="float32", solver="boris", **fields)
     path = tmp_path_factory.mktemp("reduced") / "run.h5"
     ensemble.run_ensemble(config, path, progress=False)
     return runfile.load(path)
 
 
-def _sum_rule(run: dict, orientation: str, t: int = -1) -> dict:
+def _sum_rule(run, orientation: str, t: int = -1) -> dict:
     """Eq. (2.5) at time index ``t``: lhs, 2T gKg, their difference and its standard error."""
-    K = np.asarray(ensemble.ensemble_diffusion(run).K)
+    K = np.asarray(run.diffusion().K)
     g = np.asarray(sky.reference_gradient(orientation))
     c = np.asarray(sky.liouville_coefficients(g, K[-1]))
     # per realisation: pixel mean of dI^2 (exact sky variance) and g<rr>g = 2T gK_i g
-    lhs = np.einsum("a,rab,b->r", c, run["spectra/second_moments"][:, t], c)
-    rhs = np.einsum("i,rij,j->r", g, run["rr_mean"][:, t], g)
+    lhs = np.einsum("a,rab,b->r", c, run.arrays["spectra/second_moments"][:, t], c)
+    rhs = np.einsum("i,rij,j->r", g, run.arrays["rr_mean"][:, t], g)
     n = lhs.size
     return {
         "lhs": lhs.mean(),
@@ -60,7 +60,7 @@ def _sum_rule(run: dict, orientation: str, t: int = -1) -> dict:
     }
 
 
-def _check_sum_rule(run: dict) -> None:
+def _check_sum_rule(run) -> None:
     for orientation in sky.ORIENTATIONS:
         s = _sum_rule(run, orientation)
         assert abs(s["diff"] - s["correction"]) < 3 * s["diff_err"], (orientation, s)
@@ -98,18 +98,19 @@ def _jackknife(values: np.ndarray, statistic) -> tuple[np.ndarray, np.ndarray]:
     return full, np.sqrt((n - 1) / n * np.sum((loo - loo.mean(0)) ** 2, axis=0))
 
 
-def _shape(run: dict, orientation: str) -> dict:
+def _shape(run, orientation: str) -> dict:
     """C^_l / C^_1 (C^_l = <C_l> - N, eq. (3.1)) at the last two times, with jackknife errors.
 
     ``ell_max``: the last l of the run where C^_l > 2 errors at both times (contiguous from 1),
     but at least 3, so that l = 2 and 3 are always compared.
     """
     g = sky.reference_gradient(orientation)
-    K = ensemble.ensemble_diffusion(run).K
-    stats = ensemble.anisotropy(run)[orientation]
-    cl = np.asarray(sky.liouville_spectrum(jnp.asarray(run["spectra/cross_spectra"]), g, K[-1]))
-    noise = np.asarray(stats["noise"])[-2:, None]
-    cl_hat, cl_err = np.asarray(stats["cl_hat"])[-2:], np.asarray(stats["cl_err"])[-2:]
+    K = run.diffusion().K
+    stats = run.statistics(orientation)
+    cross = jnp.asarray(run.arrays["spectra/cross_spectra"])
+    cl = np.asarray(sky.liouville_spectrum(cross, g, K[-1]))
+    noise = np.asarray(stats.noise)[-2:, None]
+    cl_hat, cl_err = np.asarray(stats.cl_hat)[-2:], np.asarray(stats.cl_err)[-2:]
     significant = np.all(cl_hat > 2 * cl_err, axis=0)
     ell_max = int(np.argmin(significant[1:])) if not np.all(significant[1:]) else cl.shape[-1] - 1
     ell_max = max(ell_max, 3)
@@ -124,7 +125,7 @@ def _shape(run: dict, orientation: str) -> dict:
             "change_err": d_err}
 
 
-def _check_shape_converged(run: dict) -> None:
+def _check_shape_converged(run) -> None:
     for orientation in sky.ORIENTATIONS:
         s = _shape(run, orientation)
         change, err = s["change"][1:], s["change_err"][1:]  # l = 2..ell_max

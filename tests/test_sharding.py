@@ -28,12 +28,13 @@ SCRIPT = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     from crsky.pipelines.sharding import device_mesh, shard_trajectories
     from crsky.physics.tracing import backtrack, healpix_directions
-    from crsky.physics.turbulence import sample_modes, stack_modes
+    from crsky.physics.turbulence import TurbulenceSpectrum, sample_modes, stack_modes
 
     assert jax.device_count() == 4
     t = np.array([0.5, 3.0])
     dirs = healpix_directions(2, jnp.float64)[:45]  # 45: not a multiple of 4 (padding)
-    modes = [sample_modes(jax.random.PRNGKey(i), 32, 1.0) for i in range(3)]
+    spectrum = TurbulenceSpectrum(sigma=1.0, n_modes=32)
+    modes = [sample_modes(jax.random.PRNGKey(i), spectrum) for i in range(3)]
     batch = stack_modes(modes)
     for solver in ("boris", "tsit5"):
         def trace(m, d):
@@ -117,13 +118,14 @@ def test_merge_runfiles_equals_single_host(tmp_path):
     _split(single, hosts, lambda i: i % 2)
     assert merge_runfiles(hosts, tmp_path / "merged.h5") == [0, 1, 2]
     a, b = runfile.load(single), runfile.load(tmp_path / "merged.h5")
-    assert a["config"] == b["config"]
-    for name in a:
-        if name == "attrs":
-            for attr in a["attrs"]:
-                np.testing.assert_array_equal(a["attrs"][attr], b["attrs"][attr])
-        elif name != "config":
-            np.testing.assert_array_equal(a[name], b[name])
+    assert a.config == b.config
+    for name in ("t_omega", "directions", "indices"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert set(a.arrays) == set(b.arrays) and set(a.attrs) == set(b.attrs)
+    for name in a.arrays:
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
+    for attr in a.attrs:
+        np.testing.assert_array_equal(a.attrs[attr], b.attrs[attr])
 
 
 def test_merge_runfiles_refuses_duplicates_and_mixed_configs(tmp_path):
@@ -156,12 +158,13 @@ def test_multihost_example_two_processes(tmp_path):
     assert runfile.completed(tmp_path / "host0.h5") == [0, 2, 4]
     assert runfile.completed(tmp_path / "host1.h5") == [1, 3, 5]
     merged = runfile.load(tmp_path / "merged.h5")
-    config = SimulationConfig(**merged["config"])
+    config = merged.config
     single = tmp_path / "single.h5"
     run_ensemble(config, single, progress=False)
     ref = runfile.load(single)
-    np.testing.assert_array_equal(merged["indices"], ref["indices"])
-    np.testing.assert_array_equal(merged["modes/k"], ref["modes/k"])
+    np.testing.assert_array_equal(merged.indices, ref.indices)
+    np.testing.assert_array_equal(merged.arrays["modes/k"], ref.arrays["modes/k"])
     # first saved time (tΩ = 1): before chaos amplifies rounding differences of other chunkings
     for name in ("r_mean", "rr_mean", "spectra/mean"):
-        np.testing.assert_allclose(merged[name][:, 0], ref[name][:, 0], rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(merged.arrays[name][:, 0], ref.arrays[name][:, 0],
+                                   rtol=1e-4, atol=1e-7)

@@ -13,14 +13,14 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from crsky.physics.tracing import backtrack, healpix_directions, log_times
-from crsky.physics.turbulence import sample_modes, stack_modes
+from crsky.physics.turbulence import TurbulenceSpectrum, sample_modes, stack_modes
 
 R_L = 0.1
 
 
 @pytest.fixture(scope="module")
 def modes():
-    return sample_modes(jax.random.PRNGKey(11), 64, sigma=1.0)
+    return sample_modes(jax.random.PRNGKey(11), TurbulenceSpectrum(sigma=1.0, n_modes=64))
 
 
 def helix(n_hat, tau, r_larmor):
@@ -42,7 +42,7 @@ def helix(n_hat, tau, r_larmor):
 
 def test_helix_exact_with_adaptive_solver():
     """σ = 0: radius r_L sin α, period 2π/Ω, pitch 2π r_L cos α to ≤ 1e-8 (float64)."""
-    modes = sample_modes(jax.random.PRNGKey(0), 8, sigma=0.0)
+    modes = sample_modes(jax.random.PRNGKey(0), TurbulenceSpectrum(sigma=0.0, n_modes=8))
     dirs = healpix_directions(2)
     tau = np.array([0.5, np.pi, 2 * np.pi, 10.0, 30.0])
     traj = backtrack(modes, dirs, tau, R_L, solver="tsit5", rtol=1e-12, atol=1e-14)
@@ -63,7 +63,7 @@ def test_helix_exact_with_adaptive_solver():
 
 
 def test_boris_helix_second_order_and_norm_preserving():
-    modes = sample_modes(jax.random.PRNGKey(0), 8, sigma=0.0)
+    modes = sample_modes(jax.random.PRNGKey(0), TurbulenceSpectrum(sigma=0.0, n_modes=8))
     dirs = healpix_directions(1)
     tau = np.array([10.0])
     errors = []
@@ -124,8 +124,10 @@ def test_one_trajectory_against_scipy(modes):
 
 
 def test_float32_matches_float64_at_short_times():
-    m64 = sample_modes(jax.random.PRNGKey(4), 64, sigma=1.0)
-    m32 = sample_modes(jax.random.PRNGKey(4), 64, sigma=1.0, dtype=jnp.float32)
+    m64 = sample_modes(jax.random.PRNGKey(4), TurbulenceSpectrum(sigma=1.0, n_modes=64))
+    m32 = sample_modes(
+        jax.random.PRNGKey(4), TurbulenceSpectrum(sigma=1.0, n_modes=64), dtype=jnp.float32
+    )
     dirs = healpix_directions(1)
     tau = np.array([1.0, 5.0])
     t64 = backtrack(m64, dirs, tau, R_L, dt=0.01)
@@ -141,7 +143,7 @@ def test_gradient_in_sigma_matches_finite_differences():
     tau = np.array([3.0])
 
     def msd(sigma):
-        m = sample_modes(jax.random.PRNGKey(5), 32, sigma)
+        m = sample_modes(jax.random.PRNGKey(5), TurbulenceSpectrum(sigma=sigma, n_modes=32))
         traj = backtrack(m, dirs, tau, R_L, dt=0.01)
         return jnp.mean(traj.r[-1, :, 2] ** 2)
 
@@ -164,7 +166,8 @@ def test_jit_and_shapes(modes):
 def test_stacked_realisations_equal_one_at_a_time(solver):
     # R = 3 fields stacked (one Boris loop / vmapped Tsit5) vs each field on its own: same
     # arithmetic up to the order of the sum over modes (float64 rounding at τ ≤ 5)
-    fields = [sample_modes(jax.random.PRNGKey(20 + i), 32, sigma=1.0) for i in range(3)]
+    spectrum = TurbulenceSpectrum(sigma=1.0, n_modes=32)
+    fields = [sample_modes(jax.random.PRNGKey(20 + i), spectrum) for i in range(3)]
     batch = stack_modes(fields)
     dirs, tau = healpix_directions(1), np.array([1.0, 5.0])
     kwargs = dict(solver=solver, dt=0.02, rtol=1e-8, atol=1e-10)
@@ -180,7 +183,7 @@ def test_stacked_realisations_equal_one_at_a_time(solver):
 
 
 def test_modes_of_wrong_shape_named():
-    m = sample_modes(jax.random.PRNGKey(0), 8, sigma=1.0)
+    m = sample_modes(jax.random.PRNGKey(0), TurbulenceSpectrum(sigma=1.0, n_modes=8))
     dirs, tau = healpix_directions(1), np.array([1.0])
     bad = [
         (jax.tree.map(lambda a: a[None, None], m), r"^modes\.k must have shape"),

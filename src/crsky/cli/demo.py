@@ -74,7 +74,7 @@ def _step(number: int, text: str) -> float:
     return time.perf_counter()
 
 
-def fit_p(stats: dict, ell_max: int) -> dict:
+def fit_p(stats, ell_max: int) -> dict:
     """Laplace (MAP + Hessian) fit of the BGK exponent p to the simulated Ĉ_ℓ at the last time.
 
     Data: ``Ĉ_ℓ`` for 1 ≤ ℓ ≤ ``ell_max`` with the standard error over realisations
@@ -88,8 +88,8 @@ def fit_p(stats: dict, ell_max: int) -> dict:
     from crsky.inference.fitting import fit_laplace
 
     ell = np.arange(1, ell_max + 1)
-    cl = np.asarray(stats["cl_hat"][-1])[ell]
-    err = np.asarray(stats["cl_hat_err"][-1])[ell]
+    cl = np.asarray(stats.cl_hat[-1])[ell]
+    err = np.asarray(stats.cl_hat_err[-1])[ell]
     n = ell.size
     table = ClTable(ell=ell, cl=cl, error=err, experiment=np.array(["simulation"] * n),
                     f_sky=np.ones(n), noise=np.zeros(n), meta={"mock": "simulation"})
@@ -110,22 +110,21 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import numpy as np
 
-    from crsky import resources
     from crsky.cli.plot import draw_run
     from crsky.inference.sampling import SamplerConfig, run_nuts, summarize
     from crsky.io import runfile
     from crsky.io.posterior import write_posterior
-    from crsky.io.text import load_toml, to_builtin
+    from crsky.io.text import to_builtin
     from crsky.physics import beam
-    from crsky.pipelines.ensemble import SimulationConfig, anisotropy, run_ensemble
+    from crsky.physics.sky import ORIENTATIONS
+    from crsky.pipelines.ensemble import SimulationConfig, run_ensemble
     from crsky.pipelines.inference import build, model_kwargs
     from crsky.plotting.beam import plot_beam_eigenfunction
     from crsky.plotting.posterior import log_uniform, save_figures
 
     out = fresh_folder(args.out)
     print(f"crsky demo: writing the report to {out}/")
-    values = load_toml(resources.resolve("config", SIMULATION))
-    config = SimulationConfig.from_dict(values | (QUICK if args.quick else {}))
+    config = SimulationConfig.load(SIMULATION).replace(**(QUICK if args.quick else {}))
     results = {}
 
     t0 = _step(1, f"back-tracking {config.realisations} realisations x {12 * config.nside**2} "
@@ -147,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = _step(2, "angular power spectra versus back-tracking time (Figs. 2 and 3)")
     run = runfile.load(out / "run.h5")
-    stats = anisotropy(run)
+    stats = {orientation: run.statistics(orientation) for orientation in ORIENTATIONS}
     figures = draw_run(run, out, stats=stats)
     print(f"      {time.perf_counter() - t0:.0f} s")
 

@@ -31,19 +31,18 @@ def draw(runfile_path: str | Path, out: str | Path, realisation: int = 0,
     from crsky.io import runfile
 
     run = runfile.load(runfile_path)
-    if not len(run["indices"]):
+    if not len(run):
         raise ValueError(f"runfile {str(runfile_path)!r} holds no finished realisation")
     return draw_run(run, out, realisation, orientation, fits)
 
 
-def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str = "parallel",
+def draw_run(run, out: str | Path, realisation: int = 0, orientation: str = "parallel",
              fits: bool = False, stats: dict | None = None) -> dict[str, Path]:
     """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png`` (and
     with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc, its header
-    described by :func:`fits_header`) of a loaded run (:func:`crsky.io.runfile.load`).
-    ``stats``: its
-    :func:`crsky.pipelines.ensemble.anisotropy`, if the
-    caller has it already (computed here otherwise); it must hold both orientations."""
+    described by :func:`fits_header`) of an :class:`crsky.io.run.Ensemble` (simulated or
+    loaded). ``stats``: ``{orientation: run.statistics(orientation)}`` for both orientations,
+    if the caller has it already (computed here otherwise)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,12 +52,11 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     from crsky import _validate
     from crsky.io.fits import write_fits
     from crsky.physics import sky
-    from crsky.pipelines.ensemble import anisotropy
     from crsky.plotting import spectra as plotting
     from crsky.plotting.sky import DELTA_I_LABEL, sky_map
 
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
-    indices = np.asarray(run["indices"])
+    indices = np.asarray(run.indices)
     if realisation not in indices:  # a count and a range: a run may hold hundreds
         held = (f"{indices.size} realisations, indices {indices.min()} to {indices.max()}"
                 if indices.size else "no finished realisation")
@@ -66,16 +64,16 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     if stats is not None and set(sky.ORIENTATIONS) - set(stats):
         raise ValueError(
             f"stats must hold both orientations {', '.join(map(repr, sky.ORIENTATIONS))} "
-            f"(crsky.pipelines.ensemble.anisotropy of the run), got keys {sorted(stats)}"
+            f"(Ensemble.statistics of the run), got keys {sorted(stats)}"
         )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stats = anisotropy(run) if stats is None else stats
-    maps = run["maps_last"][list(indices).index(realisation)]
+    stats = {o: run.statistics(o) for o in sky.ORIENTATIONS} if stats is None else stats
+    maps = run.arrays["maps_last"][list(indices).index(realisation)]
     gradient = sky.reference_gradient(orientation)
     delta_i = sky.relative_intensity(
         jnp.asarray(maps[:, :3]), jnp.asarray(maps[:, 3:]), gradient,
-        stats[orientation]["K_liouville"],
+        stats[orientation].K_liouville,
     )
     figures = {
         "fig2_spectrum_vs_time": plotting.spectrum_evolution(stats),
@@ -83,7 +81,7 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
         "sky_map": sky_map(
             np.asarray(delta_i),
             title=rf"$\delta I$, realisation {realisation}, "
-            rf"$t\Omega = {run['t_omega'][-1]:g}$, $\nabla n$ {orientation} to $B_0$",
+            rf"$t\Omega = {run.t_omega[-1]:g}$, $\nabla n$ {orientation} to $B_0$",
             unit=DELTA_I_LABEL, gradient=np.asarray(gradient),
         ),
     }
@@ -99,12 +97,12 @@ def draw_run(run: dict, out: str | Path, realisation: int = 0, orientation: str 
     return paths
 
 
-def fits_header(run: dict, realisation: int, orientation: str, gradient) -> dict:
+def fits_header(run, realisation: int, orientation: str, gradient) -> dict:
     """FITS keywords of a δI map of ``crsky plot``: quantity and unit, frame, time, gradient,
     realisation and the run's physical parameters."""
     import numpy as np
 
-    config, t_omega = run["config"], float(run["t_omega"][-1])
+    config, t_omega = run.config, float(run.t_omega[-1])
     g = np.asarray(gradient, dtype=float)
     return {
         "QUANTITY": ("relative intensity dI = (4 pi f - n)/n", "eq. 2.1"),
@@ -112,16 +110,16 @@ def fits_header(run: dict, realisation: int, orientation: str, gradient) -> dict
         "FRAME": ("B0_ALONG_Z", "arrival directions; B0 along +z (theta=0)"),
         "B0DIR": ("+Z", "direction of the regular field B0"),
         "TOMEGA": (t_omega, "back-tracking time t*Omega [1/Omega]"),
-        "T_LCC": (t_omega * float(config["r_larmor"]), "back-tracking time T [Lc/c]"),
+        "T_LCC": (t_omega * float(config.r_larmor), "back-tracking time T [Lc/c]"),
         "GRADDIR": (orientation, "grad n relative to B0"),
         "GRADNORM": (float(np.linalg.norm(g)), "|grad n|/n [1/Lc]"),
         "GRADX": (float(g[0] / np.linalg.norm(g)), "unit vector of grad n, x"),
         "GRADY": (float(g[1] / np.linalg.norm(g)), "unit vector of grad n, y"),
         "GRADZ": (float(g[2] / np.linalg.norm(g)), "unit vector of grad n, z"),
         "REALIS": (int(realisation), "field realisation (0-based)"),
-        "RLARMOR": (float(config["r_larmor"]), "Larmor radius r_L [Lc]"),
-        "SIGMA2": (float(config["sigma2"]), "turbulence level <dB^2>/B0^2"),
-        "SEED": (int(config["seed"]), "PRNG seed of the ensemble"),
+        "RLARMOR": (float(config.r_larmor), "Larmor radius r_L [Lc]"),
+        "SIGMA2": (float(config.sigma2), "turbulence level <dB^2>/B0^2"),
+        "SEED": (int(config.seed), "PRNG seed of the ensemble"),
     }
 
 

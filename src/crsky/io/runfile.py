@@ -3,8 +3,7 @@
 Layout (``format_version`` 1)::
 
     /                       attrs: format="crsky-run", format_version, crsky_version, created,
-                                   config (JSON of
-                                   :class:`crsky.pipelines.ensemble.SimulationConfig`)
+                                   config (JSON of :class:`crsky.io.run.SimulationConfig`)
     /t_omega                (n_times,)        saved back-tracking times τ = tΩ [1/Ω]
     /directions             (Npix, 3)         arrival directions n̂ (HEALPix RING centres) [1]
     /realisations/rNNNNN    one group per finished realisation NNNNN (0-based), attrs:
@@ -38,6 +37,7 @@ import h5py
 import numpy as np
 
 from crsky import __version__
+from crsky.io.run import Ensemble, SimulationConfig
 
 FORMAT = "crsky-run"
 FORMAT_VERSION = 1
@@ -147,47 +147,44 @@ def write_realisation(path: Path, index: int, arrays: dict, attrs: dict) -> None
         f.flush()
 
 
-def load(path: Path, names: tuple[str, ...] | None = None) -> dict:
-    """Read a run file: header plus per-realisation arrays stacked along a first axis.
+def load(path: str | Path, names: tuple[str, ...] | None = None) -> Ensemble:
+    """Read a run file into an :class:`crsky.io.run.Ensemble` (per-realisation arrays stacked
+    along a first axis, in realisation order).
 
     Args:
         path: the run file.
-        names: per-realisation datasets to stack (default: all except ``r`` and ``p``, which can
+        names: per-realisation datasets to read (default: all except ``r`` and ``p``, which can
             be large; ask for them explicitly).
 
     Returns:
-        dict with ``config`` (dict), ``t_omega``, ``directions``, ``indices`` (realisation
-        numbers), ``attrs`` (dict of per-realisation attribute arrays) and one stacked array per
-        dataset name (``modes/k`` etc.).
+        the :class:`~crsky.io.run.Ensemble` of the realisations stored complete.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"run file {str(path)!r} does not exist")
-    config = read_config(path)
+    config = SimulationConfig.from_dict(read_config(path))
     with _open_read(path) as f:
         group = f["realisations"]
         keys = sorted(n for n in group if not n.startswith(_PARTIAL))
-        out = {
-            "config": config,
-            "t_omega": f["t_omega"][()],
-            "directions": f["directions"][()],
-            "indices": np.array([int(k[1:]) for k in keys], dtype=int),
-        }
-        if not keys:
-            return out | {"attrs": {}}
-        available = []
-        group[keys[0]].visititems(
-            lambda n, obj: available.append(n) if isinstance(obj, h5py.Dataset) else None
+        arrays, attrs = {}, {}
+        if keys:
+            available = []
+            group[keys[0]].visititems(
+                lambda n, obj: available.append(n) if isinstance(obj, h5py.Dataset) else None
+            )
+            for name in names or tuple(n for n in available if n not in ("r", "p")):
+                if name not in available:
+                    raise ValueError(f"run file {str(path)!r} has no dataset {name!r}")
+                arrays[name] = np.stack([group[k][name][()] for k in keys])
+            attrs = {a: np.array([group[k].attrs[a] for k in keys]) for a in group[keys[0]].attrs}
+        return Ensemble(
+            config=config,
+            t_omega=f["t_omega"][()],
+            directions=f["directions"][()],
+            indices=np.array([int(k[1:]) for k in keys], dtype=int),
+            arrays=arrays,
+            attrs=attrs,
         )
-        wanted = names or tuple(n for n in available if n not in ("r", "p"))
-        for name in wanted:
-            if name not in available:
-                raise ValueError(f"run file {str(path)!r} has no dataset {name!r}")
-            out[name] = np.stack([group[k][name][()] for k in keys])
-        out["attrs"] = {
-            a: np.array([group[k].attrs[a] for k in keys]) for a in group[keys[0]].attrs
-        }
-    return out
 
 
 def merge_runfiles(paths: Sequence[str | Path], out: str | Path) -> list[int]:

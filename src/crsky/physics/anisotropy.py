@@ -16,13 +16,74 @@ pure jnp code, differentiable in ``g`` and ``K``.
 
 from collections.abc import Mapping
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float
 
 from crsky import _validate
 from crsky.physics import sky
 
 SUMMARY_KEYS = ("cross_spectra", "alm_low", "mean", "second_moments")
+
+
+class SumRules(eqx.Module):
+    """The sum rules of the rel.-diffusion paper, eqs. (2.5)-(2.7): each left side next to its
+    right side, dimensionless, shape (n_times,).
+
+    Attributes:
+        variance: pixel mean of ``dI²`` (exact on the grid); eq. (2.5).
+        variance_spectrum: ``Σ_{ℓ≤lmax} (2ℓ+1) ⟨C_ℓ⟩ / 4π`` (the same, from the spectrum).
+        variance_rhs: ``2T g·K^s·g``.
+        monopole: ``⟨C_0⟩ / 4π``; eq. (2.6).
+        monopole_rhs: ``2T g·(K^s − K̃^s)·g``.
+        higher: ``Σ_{1≤ℓ≤lmax} (2ℓ+1) ⟨C_ℓ⟩ / 4π``; eq. (2.7).
+        higher_rhs: ``2T g·K̃^s·g``.
+    """
+
+    variance: Float[Array, " n_times"]
+    variance_spectrum: Float[Array, " n_times"]
+    variance_rhs: Float[Array, " n_times"]
+    monopole: Float[Array, " n_times"]
+    monopole_rhs: Float[Array, " n_times"]
+    higher: Float[Array, " n_times"]
+    higher_rhs: Float[Array, " n_times"]
+
+
+class SpectrumStatistics(eqx.Module):
+    """Anisotropy statistics of an ensemble versus back-tracking time, for one gradient and
+    one K in the Liouville map (``L = lmax + 1``; spectra dimensionless).
+
+    Attributes:
+        ell: multipoles 0..lmax, shape (L,).
+        t_omega: saved times τ = tΩ, shape (n_times,).
+        T: back-tracking times T = τ r_L in Lc/c, shape (n_times,).
+        grad_n_over_n: the gradient g in 1/Lc, shape (3,).
+        K_liouville: K in the Liouville map, Lc·c, shape (3, 3).
+        cl_mean, cl_err: ``⟨C_ℓ⟩`` (eq. (2.3)) and its standard error over realisations
+            (std / sqrt(R); NaN for R = 1), shape (n_times, L).
+        noise: shot noise ``N = (4π / Npix) 2T g·K^s·g`` (eq. (3.1)), shape (n_times,).
+        cl_hat, cl_hat_err: ``Ĉ_ℓ = ⟨C_ℓ⟩ − N`` and its error, shape (n_times, L).
+        dipole_standard: ``C_1`` of the ensemble-averaged map ``⟨dI⟩``, shape (n_times,).
+        dipole_diffusion: standard diffusion ``C_1 = 4π |K g|²`` (eq. (1.1)), shape (n_times,).
+        K_relative: ``K̃^s`` of eq. (2.4) on the pixel grid, Lc·c, shape (n_times, 3, 3).
+        sum_rules: :class:`SumRules`.
+    """
+
+    ell: Array
+    t_omega: Float[Array, " n_times"]
+    T: Float[Array, " n_times"]
+    grad_n_over_n: Float[Array, "3"]
+    K_liouville: Float[Array, "3 3"]
+    cl_mean: Float[Array, "n_times ell"]
+    cl_err: Float[Array, "n_times ell"]
+    noise: Float[Array, " n_times"]
+    cl_hat: Float[Array, "n_times ell"]
+    cl_hat_err: Float[Array, "n_times ell"]
+    dipole_standard: Float[Array, " n_times"]
+    dipole_diffusion: Float[Array, " n_times"]
+    K_relative: Float[Array, "n_times 3 3"]
+    sum_rules: SumRules
 
 
 def ensemble_statistics(
@@ -34,7 +95,7 @@ def ensemble_statistics(
     *,
     nside: int,
     K_liouville=None,
-) -> dict:
+) -> SpectrumStatistics:
     """Anisotropy statistics of an ensemble versus back-tracking time.
 
     Args:
@@ -51,22 +112,7 @@ def ensemble_statistics(
             ensemble value at the last time).
 
     Returns:
-        dict of arrays over n_times (``L = lmax + 1``):
-
-        - ``t_omega``, ``T`` (n_times,); ``grad_n_over_n`` (3,); ``K_liouville`` (3, 3).
-        - ``cl_mean``, ``cl_err`` (n_times, L): ``<C_l>`` (eq. (2.3)) and its standard error over
-          realisations (std / sqrt(R); NaN for R = 1).
-        - ``noise`` (n_times,): shot noise ``N = (4 pi / Npix) 2T g.K^s.g`` (eq. (3.1)).
-        - ``cl_hat``, ``cl_hat_err`` (n_times, L): ``C^_l = <C_l> - N`` and its error.
-        - ``dipole_standard`` (n_times,): ``C_1`` of the ensemble-averaged map ``<dI>``.
-        - ``dipole_diffusion`` (n_times,): standard diffusion ``C_1 = 4 pi |K g|^2`` (eq. (1.1)).
-        - ``K_relative`` (n_times, 3, 3): ``K~^s`` of eq. (2.4) on the pixel grid.
-        - ``sum_rules``: dict of (n_times,) arrays, each left side next to its right side:
-          ``variance`` (pixel mean of ``dI^2``, exact), ``variance_spectrum``
-          (``sum_{l<=lmax} (2l+1) <C_l> / 4 pi``) and ``variance_rhs`` ``2T g.K^s.g`` (eq. (2.5));
-          ``monopole`` ``<C_0>/4 pi`` and ``monopole_rhs`` ``2T g.(K^s - K~^s).g`` (eq. (2.6));
-          ``higher`` ``sum_{1<=l<=lmax} (2l+1) <C_l>/4 pi`` and ``higher_rhs`` ``2T g.K~^s.g``
-          (eq. (2.7)).
+        :class:`SpectrumStatistics` over the saved times.
     """
     x, alm, mean, moments = _check_summaries(summaries)
     n_times = x.shape[1]
@@ -106,33 +152,35 @@ def ensemble_statistics(
     rr_bar = jnp.mean(r_bar[..., :, None] * r_bar[..., None, :], axis=0)
     K_relative = (jnp.mean(moments[..., :3, :3], axis=0) - rr_bar) / (2 * T[:, None, None])
     weight = (2 * ell + 1) / (4 * jnp.pi)
-    sum_rules = {
+    sum_rules = SumRules(
         # Eq. (2.5): (1/4 pi) sum_l (2l+1) <C_l> = sky mean of dI^2 ~ 2T K^s g g
-        "variance": jnp.einsum("a,tab,b->t", c, jnp.mean(moments, axis=0), c),
-        "variance_spectrum": cl_mean @ weight,
-        "variance_rhs": 2 * T * gKg,
+        variance=jnp.einsum("a,tab,b->t", c, jnp.mean(moments, axis=0), c),
+        variance_spectrum=cl_mean @ weight,
+        variance_rhs=2 * T * gKg,
         # Eq. (2.6): <C_0>/4 pi ~ 2T (K^s - K~^s) g g
-        "monopole": cl_mean[:, 0] / (4 * jnp.pi),
-        "monopole_rhs": 2 * T * (gKg - jnp.einsum("i,tij,j->t", g, K_relative, g)),
+        monopole=cl_mean[:, 0] / (4 * jnp.pi),
+        monopole_rhs=2 * T * (gKg - jnp.einsum("i,tij,j->t", g, K_relative, g)),
         # Eq. (2.7): (1/4 pi) sum_{l>=1} (2l+1) <C_l> ~ 2T K~^s g g
-        "higher": cl_mean[:, 1:] @ weight[1:],
-        "higher_rhs": 2 * T * jnp.einsum("i,tij,j->t", g, K_relative, g),
-    }
-    return {
-        "t_omega": t_omega,
-        "T": T,
-        "grad_n_over_n": g,
-        "K_liouville": K_liouville,
-        "cl_mean": cl_mean,
-        "cl_err": cl_err,
-        "noise": noise,
-        "cl_hat": cl_mean - noise[:, None],
-        "cl_hat_err": cl_err,
-        "dipole_standard": dipole_standard,
-        "dipole_diffusion": dipole_diffusion,
-        "K_relative": K_relative,
-        "sum_rules": sum_rules,
-    }
+        higher=cl_mean[:, 1:] @ weight[1:],
+        higher_rhs=2 * T * jnp.einsum("i,tij,j->t", g, K_relative, g),
+    )
+    return SpectrumStatistics(
+        ell=ell,
+        t_omega=t_omega,
+        T=T,
+        grad_n_over_n=g,
+        K_liouville=K_liouville,
+        cl_mean=cl_mean,
+        cl_err=cl_err,
+        noise=noise,
+        # Rel.-diffusion paper, section 3: the estimator C^_l = <C_l> - N
+        cl_hat=cl_mean - noise[:, None],
+        cl_hat_err=cl_err,
+        dipole_standard=dipole_standard,
+        dipole_diffusion=dipole_diffusion,
+        K_relative=K_relative,
+        sum_rules=sum_rules,
+    )
 
 
 def _check_summaries(summaries: Mapping):

@@ -237,21 +237,21 @@ def larmor_radius_pc(energy_tev, b0_ugauss):
 
     Ultra-relativistic (``p c = E``); ``r_g ≈ 1.0810e-3 pc × E/TeV / (B0/μG)``.
     """
-    _validate.positive("energy_tev", energy_tev)
-    _validate.positive("b0_ugauss", b0_ugauss)
+    energy_tev = _validate.positive("energy_tev", energy_tev)
+    b0_ugauss = _validate.positive("b0_ugauss", b0_ugauss)
     # r_g = E / (e c B0): E = E_TeV 1e12 e J cancels e
     return energy_tev * 1e12 / (C_LIGHT_M_S * b0_ugauss * TESLA_PER_MICROGAUSS) / PARSEC_M
 
 
 def eps_from_scale(l_pc, energy_tev, b0_ugauss):
     """``ε = r_g / l`` for turbulence scale ``l`` (pc), energy (TeV) and ``B0`` (μG)."""
-    _validate.positive("l_pc", l_pc)
+    l_pc = _validate.positive("l_pc", l_pc)
     return larmor_radius_pc(energy_tev, b0_ugauss) / l_pc  # Beam paper: ε = r_g(p)/l
 
 
 def scale_from_eps(eps, energy_tev, b0_ugauss):
     """Turbulence scale ``l = r_g / ε`` in pc."""
-    _validate.positive("eps", eps)
+    eps = _validate.positive("eps", eps)
     return larmor_radius_pc(energy_tev, b0_ugauss) / eps
 
 
@@ -261,27 +261,29 @@ def eps_from_width(width_deg):
     docs/physics.md (B10): ε = Δϑ²/j1², the inverse of the beam paper's Δϑ = j1 √ε (the paper
     prints Δϑ²/j1, which contradicts its own ε ≈ 2.1e-3); 10° gives ε ≈ 2.07e-3.
     """
-    _validate.positive("width_deg", width_deg)
+    width_deg = _validate.positive("width_deg", width_deg)
     return np.radians(width_deg) ** 2 / J1_ZERO**2
 
 
 def k_parameter(l_pc, b0_ugauss):
     """``K = c / (l ω_c)`` with ``ω_c = e B0 / m_p`` (beam paper eq. 15); ``K = ε m_p c / p``."""
-    _validate.positive("l_pc", l_pc)
+    l_pc = _validate.positive("l_pc", l_pc)
     return larmor_radius_pc(PROTON_MASS_TEV, b0_ugauss) / l_pc  # c/(l ω_c) = r_g(p = m_p c)/l
 
 
 def constant_a(q_c=Q_C_DEFAULT, lambda1=LAMBDA1_FLAT):
     """``A = 8 / (λ1 j1⁴ (q_c − 2))`` (beam paper eq. 14); ≈ 9.8e-4 for q_c = 4.6."""
-    _validate.open_interval("q_c", q_c, 2.0, np.inf)
-    _validate.positive("lambda1", lambda1)
+    q_c = _validate.open_interval("q_c", q_c, 2.0, np.inf)
+    lambda1 = _validate.positive("lambda1", lambda1)
     return 8.0 / (lambda1 * J1_ZERO**4 * (q_c - 2.0))  # Beam paper eq. (14)
 
 
 def p_bmax_over_mc(k, va_over_c, a, alpha):
     """``p_Bmax / (m c) = (1/K) √((V_A/c) A / α)`` (beam paper eq. 15)."""
-    for name, value in (("k", k), ("va_over_c", va_over_c), ("a", a), ("alpha", alpha)):
-        _validate.positive(name, value)
+    k = _validate.positive("k", k)
+    va_over_c = _validate.positive("va_over_c", va_over_c)
+    a = _validate.positive("a", a)
+    alpha = _validate.positive("alpha", alpha)
     return jnp.sqrt(va_over_c * a / alpha) / k  # Beam paper eq. (15)
 
 

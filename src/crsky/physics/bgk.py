@@ -57,7 +57,7 @@ def cl_shape(p, ell):
         Array with the shape of ``ell`` (float64 when x64 is enabled; needed for ℓ ≳ 100 to
         keep 1e-10 accuracy). ``jax.grad`` in ``p`` is exact (digamma functions).
     """
-    _validate.open_interval("p", p, 0.0, 1.0)
+    p = _validate.open_interval("p", p, 0.0, 1.0)  # checked at run time when traced
     _check_ell(ell)
     ell = jnp.asarray(ell, dtype=jnp.result_type(float))
     # x P_ℓ = ((ℓ+1) P_{ℓ+1} + ℓ P_{ℓ−1}) / (2ℓ+1), both moments from the closed form
@@ -76,8 +76,8 @@ def cl(p, ell, q1, nu0=1.0):
         q1: amplitude ``Q1`` (units of 1/time, see :func:`q1`), ≥ 0.
         nu0: rate normalisation ``ν0`` (1/time, same time unit), > 0.
     """
-    _validate.non_negative("q1", q1)
-    _validate.positive("nu0", nu0)
+    q1 = _validate.non_negative("q1", q1)
+    nu0 = _validate.positive("nu0", nu0)
     return q1 / nu0 * cl_shape(p, ell)
 
 
@@ -91,8 +91,8 @@ def q1(k, grad_n_over_n):
     Returns:
         Scalar ``Q1`` in ``c / Lc`` (1/time) for the units above.
     """
-    _validate.finite("k", k)
-    _validate.finite("grad_n_over_n", grad_n_over_n)
+    k = _validate.finite("k", k)
+    grad_n_over_n = _validate.finite("grad_n_over_n", grad_n_over_n)
     k, g = jnp.asarray(k), jnp.asarray(grad_n_over_n)
     if k.shape != (3, 3) or g.shape != (3,):
         raise ValueError(f"k must be (3, 3) and grad_n_over_n (3,), got {k.shape}, {g.shape}")

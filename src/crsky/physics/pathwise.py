@@ -21,24 +21,19 @@ import jax.numpy as jnp
 from crsky import _validate
 from crsky.physics import sky, spectra
 from crsky.physics.tracing import backtrack, default_step, healpix_directions
-from crsky.physics.turbulence import KOLMOGOROV_GAMMA, sample_modes
+from crsky.physics.turbulence import TurbulenceSpectrum, sample_modes
 
 
 def liouville_cl(
     key: jax.Array,
-    sigma: float | jax.Array,
+    spectrum: TurbulenceSpectrum,
     t_omega,
     grad_n_over_n,
     K,
     *,
     nside: int = 2,
-    n_modes: int = 32,
     r_larmor: float | jax.Array = 0.1,
     dt: float | None = None,
-    lambda_min: float = 0.01,
-    lambda_max: float = 100.0,
-    lc: float = 1.0,
-    gamma: float = KOLMOGOROV_GAMMA,
     plan: spectra.SHTPlan | None = None,
     iter: int = 3,
     dtype=jnp.float64,
@@ -47,18 +42,18 @@ def liouville_cl(
 
     Args:
         key: PRNG key of the realisation (fixed key = common random numbers across σ).
-        sigma: turbulence level σ = ⟨δB²⟩^{1/2}/B0 (differentiable).
+        spectrum: the turbulence (:class:`crsky.physics.turbulence.TurbulenceSpectrum`);
+            differentiable in its ``sigma``, e.g. ``TurbulenceSpectrum(sigma=s, n_modes=32)``
+            built inside the differentiated function.
         t_omega: back-tracking times τ = tΩ, strictly increasing, shape (n_times,) (static).
         grad_n_over_n: ``g = ∇n/n`` in 1/Lc, shape (3,)
             (:func:`crsky.physics.sky.reference_gradient`).
         K: diffusion tensor in the Liouville map, Lc·c, shape (3, 3); held fixed so that the
             result is a function of σ through the trajectories only.
         nside: HEALPix resolution of the arrival directions (``Npix = 12 nside²`` trajectories).
-        n_modes: plane waves of the field.
         r_larmor: Larmor radius in Lc (differentiable).
         dt: Boris step in 1/Ω; default :func:`crsky.physics.tracing.default_step` (needs a concrete
             ``r_larmor``, so pass ``dt`` when differentiating in ``r_larmor``).
-        lambda_min, lambda_max, lc, gamma: turbulence spectrum (:func:`sample_modes`).
         plan: :func:`crsky.physics.spectra.make_plan` kernels; its ``lmax`` sets the spectra's
             range.
             Default: built for ``lmax = 2 nside`` (pass one when calling repeatedly).
@@ -77,9 +72,9 @@ def liouville_cl(
     if dt is None:
         if isinstance(r_larmor, jax.core.Tracer):
             raise ValueError("dt must be given when differentiating in r_larmor")
-        dt = default_step(float(r_larmor), lambda_min)
+        dt = default_step(float(r_larmor), float(spectrum.lambda_min))
     plan = spectra.make_plan(nside, 2 * nside) if plan is None else plan
-    modes = sample_modes(key, n_modes, sigma, lambda_min, lambda_max, lc, gamma, dtype=dtype)
+    modes = sample_modes(key, spectrum, dtype=dtype)
     traj = backtrack(
         modes, healpix_directions(nside, dtype), t_omega, r_larmor, solver="boris", dt=dt
     )

@@ -315,7 +315,8 @@ DEFAULT_LAYERS = 6
 
 
 def _check(eps, delta, u, profile, n_eigen=1, degree=DEFAULT_DEGREE, layers=DEFAULT_LAYERS):
-    """Validate the public arguments (traced values pass unchecked)."""
+    """Validate the public arguments; returns ``(eps, delta, u)``, traced ones carrying their
+    run-time range checks."""
     _validate.float64_enabled("the pitch-angle eigen solver")
     _validate.one_of("profile", profile, PROFILES)
     _validate.positive_int("n_eigen", n_eigen)
@@ -325,9 +326,10 @@ def _check(eps, delta, u, profile, n_eigen=1, degree=DEFAULT_DEGREE, layers=DEFA
     _validate.positive_int("layers", layers)
     if layers < 3:
         raise ValueError(f"layers must be >= 3, got {layers!r}")
-    _validate.open_interval("eps", eps, 0.0, EPS_MAX if profile != "flat" else 1.0)
-    (_validate.positive if profile == "gs" else _validate.non_negative)("delta", delta)
-    _validate.open_interval("u", u, -1.0, 1.0)
+    eps = _validate.open_interval("eps", eps, 0.0, EPS_MAX if profile != "flat" else 1.0)
+    delta = (_validate.positive if profile == "gs" else _validate.non_negative)("delta", delta)
+    u = _validate.open_interval("u", u, -1.0, 1.0)
+    return eps, delta, u
 
 
 def _discretise(eps, delta, u, profile, mesh_profile, degree, layers) -> _Operators:
@@ -378,7 +380,7 @@ def solve(
     Raises:
         ValueError: naming the parameter, for values out of range, non-finite or unknown.
     """
-    _check(eps, delta, u, profile, n_eigen, degree, layers)
+    eps, delta, u = _check(eps, delta, u, profile, n_eigen, degree, layers)
     if mesh_profile is not None:
         _validate.one_of("mesh_profile", mesh_profile, PROFILES)
     return _solve(

@@ -15,6 +15,9 @@ Two solvers share one entry point, :func:`backtrack`:
 - ``"tsit5"``: diffrax's adaptive Tsitouras 5(4) with a PID controller (accurate reference);
 - ``"boris"``: the fixed-step, time-symmetric Boris push (drift–rotate–drift), a diffrax
   :class:`diffrax.AbstractSolver` that conserves |p̂| to rounding error.
+
+Both integrate one :class:`LorentzTerm` (the force as a diffrax term, which also exposes the
+field for the Boris rotation).
 """
 
 from collections.abc import Callable
@@ -35,9 +38,13 @@ SOLVERS = ("boris", "tsit5")
 FIELD_EVALUATIONS_PER_STEP = {"boris": 1, "tsit5": 6}
 
 
-class LorentzForce(eqx.Module):
-    """The back-tracking vector field in τ = |t|Ω for one field realisation (a pytree), or for
-    R stacked ones acting on states of shape (R, M, 3).
+class LorentzTerm(diffrax.AbstractTerm):
+    """The back-tracking Lorentz force in τ = |t|Ω as a diffrax term, for one field realisation
+    (a pytree), or for R stacked ones acting on states of shape (R, M, 3).
+
+    Its vector field is the force, ``dx/dτ = −r_L p̂``, ``dp̂/dτ = −p̂ × B/B0``, and its control
+    the step in τ (as :class:`diffrax.ODETerm`), so any diffrax ODE solver integrates it; it
+    also exposes the field itself (:meth:`field`), which the :class:`Boris` rotation needs.
 
     Attributes:
         modes: the turbulent field realisation(s) (B0 ẑ is added by :func:`magnetic_field`).
@@ -48,31 +55,44 @@ class LorentzForce(eqx.Module):
     r_larmor: Float[Array, ""]
 
     def field(self, x: Float[Array, "... 3"]) -> Float[Array, "... 3"]:
-        """B(x)/B0."""
+        """B(x)/B0, x in Lc."""
         return magnetic_field(self.modes, x)
 
-    def __call__(self, t, y, args=None):
+    def vf(self, t, y, args):
         x, p = y
         # Lorentz force back in time: dx/dτ = −r_L p̂, dp̂/dτ = −p̂ × B/B0 (docs/physics.md (R3))
         return -self.r_larmor * p, -jnp.cross(p, self.field(x))
 
+    def contr(self, t0, t1, **kwargs):
+        return t1 - t0  # the control of an ODE: the step in τ
 
-def _lorentz_vector_field(t, y, force: "LorentzForce"):
-    return force(t, y)
+    def prod(self, vf, control):
+        # vf · Δτ, with Δτ promoted as diffrax.ODETerm promotes it (identical rounding)
+        return jax.tree.map(lambda v: jnp.astype(control, jnp.result_type(control, v)) * v, vf)
+
+
+def _lorentz_term(terms) -> LorentzTerm:
+    """The :class:`LorentzTerm` handed to a solver. ``diffeqsolve`` passes each term inside a
+    wrapper that flips the direction of time (``.term``, diffrax 0.6-0.7); the Boris push only
+    runs forward in τ (``backtrack`` integrates from 0 to τ_max), where the wrapper is the
+    identity."""
+    term = terms
+    while not isinstance(term, LorentzTerm):
+        term = getattr(term, "term", None)
+        if term is None:
+            raise TypeError(f"Boris needs a LorentzTerm, got {type(terms).__name__}")
+    return term
 
 
 class Boris(diffrax.AbstractSolver):
-    """Boris push for :class:`LorentzForce` as a diffrax solver (fixed step, 2nd order).
+    """Boris push for a :class:`LorentzTerm` as a diffrax solver (fixed step, 2nd order).
 
-    The force is passed as the ``args`` of ``diffeqsolve`` (the term is only used by dense
-    output and diagnostics), because the push needs B(x), not the vector field.
-
-    One field evaluation per step at the midpoint position:
+    One field evaluation per step at the midpoint position, read through the term:
     ``x½ = x − r_L p h/2``; rotate ``p`` about ``−B(x½)`` by the Boris rotation; ``x' = x½ −
     r_L p' h/2``. The rotation is exactly norm-preserving, so |p̂| = 1 to rounding error.
     """
 
-    term_structure: ClassVar = diffrax.ODETerm
+    term_structure: ClassVar = LorentzTerm
     interpolation_cls: ClassVar[Callable[..., diffrax.LocalLinearInterpolation]] = (
         diffrax.LocalLinearInterpolation
     )
@@ -85,18 +105,16 @@ class Boris(diffrax.AbstractSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del solver_state, made_jump
-        force = args
-        if not isinstance(force, LorentzForce):
-            raise TypeError("Boris needs diffeqsolve(..., args=LorentzForce(...))")
+        term = _lorentz_term(terms)
         h = t1 - t0
         x, p = y0
-        x_half = x - force.r_larmor * p * (h / 2)
+        x_half = x - term.r_larmor * p * (h / 2)
         # Boris rotation for dp/dτ = p × (−b): t = −b h/2, s = 2t/(1 + t²) (Boris 1970)
-        t_vec = -force.field(x_half) * (h / 2)
+        t_vec = -term.field(x_half) * (h / 2)
         s_vec = 2 * t_vec / (1 + jnp.sum(t_vec**2, axis=-1, keepdims=True))
         p_prime = p + jnp.cross(p, t_vec)
         p_new = p + jnp.cross(p_prime, s_vec)
-        x_new = x_half - force.r_larmor * p_new * (h / 2)
+        x_new = x_half - term.r_larmor * p_new * (h / 2)
         y1 = (x_new, p_new)
         return y1, None, dict(y0=y0, y1=y1), None, diffrax.RESULTS.successful
 
@@ -200,6 +218,7 @@ def backtrack(
     directions. Chaotic trajectories make pathwise gradients uninformative at long times.
     """
     validate_backtrack(directions, t_omega, r_larmor, solver, dt, rtol, atol)
+    r_larmor = _validate.positive("r_larmor", r_larmor)  # a traced r_L is checked at run time
     check_modes(modes)
     dtype = modes.k.dtype
     t_save = np.asarray(t_omega, dtype=float)
@@ -208,8 +227,7 @@ def backtrack(
             raise ValueError("dt must be given when backtrack runs under a JAX transformation")
         k_max = float(jnp.max(jnp.linalg.norm(modes.k, axis=-1)))
         dt = default_step(float(r_larmor), 2 * np.pi / k_max)
-    force = LorentzForce(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
-    term = diffrax.ODETerm(_lorentz_vector_field)
+    term = LorentzTerm(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
     saveat = diffrax.SaveAt(ts=jnp.asarray(t_save, dtype))
     if solver == "boris":
         grid = _step_grid(t_save, dt)
@@ -236,7 +254,7 @@ def backtrack(
         shape = (*modes.k.shape[:-2], *directions.shape)
         y0 = (jnp.zeros(shape, dtype), -jnp.broadcast_to(directions.astype(dtype), shape))
         sol = diffrax.diffeqsolve(
-            term, t0=0.0, t1=float(t_save[-1]), y0=y0, args=force, saveat=saveat, **kwargs
+            term, t0=0.0, t1=float(t_save[-1]), y0=y0, saveat=saveat, **kwargs
         )
         (r, p), n_steps = sol.ys, jnp.full(shape[:-1], sol.stats["num_steps"])
         if stacked:  # (n_times, R, M, 3) -> (R, n_times, M, 3)
@@ -251,7 +269,7 @@ def backtrack(
         def one(n_hat):
             y0 = (jnp.zeros(3, dtype), -n_hat.astype(dtype))
             sol = diffrax.diffeqsolve(
-                term, t0=0.0, t1=float(t_save[-1]), y0=y0, args=force, saveat=saveat, **kwargs
+                term, t0=0.0, t1=float(t_save[-1]), y0=y0, saveat=saveat, **kwargs
             )
             return sol.ys, sol.stats["num_steps"]
 

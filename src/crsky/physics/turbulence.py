@@ -63,51 +63,72 @@ def check_modes(modes: Modes) -> None:
         raise ValueError(f"modes.phase must have shape {k[:-1]}, got {b}")
 
 
-def validate_spectrum(
-    n_modes: int, sigma: float, lambda_min: float, lambda_max: float, lc: float, gamma: float
-) -> None:
-    """Raise ``ValueError`` naming the first bad turbulence parameter."""
-    _validate.positive_int("n_modes", n_modes)
-    _validate.non_negative("sigma", sigma)
-    validate_scales(lambda_min, lambda_max, lc, gamma)
+class TurbulenceSpectrum(eqx.Module):
+    """The turbulence spectrum of the synthetic field (rel.-diffusion paper, section 3): a pytree.
+
+    ``|δB_n|² ∝ k_n³ / (1 + (k_n lc)^γ)`` over ``n_modes`` wave numbers log-spaced from
+    ``2π/lambda_max`` to ``2π/lambda_min``, normalised to ``⟨δB²⟩ = σ² B0²``.
+
+    Attributes:
+        sigma: turbulence level σ = sqrt(⟨δB²⟩)/B0, dimensionless, >= 0 (differentiable: the
+            amplitudes are linear in σ).
+        lambda_min, lambda_max: shortest and longest wavelength, units Lc, 0 < λmin < λmax.
+        lc: bend-over (correlation) length of the spectrum, units Lc, > 0.
+        gamma: spectral index, > 0 (11/3: Kolmogorov).
+        n_modes: number of plane waves N, an integer >= 1 (static; more than ~100 are needed
+            for correct diffusion).
+
+    Construction raises ``ValueError`` naming the first bad field (concrete values); traced
+    values are checked when the computation runs (``equinox.error_if``).
+    """
+
+    sigma: float | Array = 1.0
+    lambda_min: float | Array = 0.01
+    lambda_max: float | Array = 100.0
+    lc: float | Array = 1.0
+    gamma: float | Array = KOLMOGOROV_GAMMA
+    n_modes: int = eqx.field(static=True, default=128)
+
+    def __check_init__(self):
+        _validate.positive_int("n_modes", self.n_modes)
+        _validate.non_negative("sigma", self.sigma)
+        validate_scales(self.lambda_min, self.lambda_max, self.lc, self.gamma)
 
 
 def validate_scales(lambda_min: float, lambda_max: float, lc: float, gamma: float) -> None:
     """Raise ``ValueError`` naming the first bad length scale or slope of the spectrum."""
     _validate.positive("lambda_min", lambda_min)
     _validate.positive("lambda_max", lambda_max)
-    if float(lambda_min) >= float(lambda_max):
+    if _validate.concrete(lambda_min, lambda_max) and float(lambda_min) >= float(lambda_max):
         raise ValueError(f"lambda_min ({lambda_min}) must be < lambda_max ({lambda_max})")
     _validate.positive("lc", lc)
     _validate.positive("gamma", gamma)
 
 
-def sample_modes(
-    key: jax.Array,
-    n_modes: int,
-    sigma: float | jax.Array,
-    lambda_min: float = 0.01,
-    lambda_max: float = 100.0,
-    lc: float = 1.0,
-    gamma: float = KOLMOGOROV_GAMMA,
-    dtype=jnp.float64,
-) -> Modes:
-    """Draw one field realisation (rel.-diffusion paper, section 3).
+def sample_modes(key: jax.Array, spectrum: TurbulenceSpectrum, dtype=jnp.float64) -> Modes:
+    """Draw one field realisation of ``spectrum`` (rel.-diffusion paper, section 3).
 
     Args:
         key: JAX PRNG key; the same key gives the same realisation.
-        n_modes: number of plane waves ``N`` (more than ~100 are needed for correct diffusion).
-        sigma: turbulence level σ = ⟨δB²⟩^{1/2}/B0. The amplitudes are linear in σ, so the
-            realisation is differentiable in σ at fixed ``key``.
-        lambda_min, lambda_max: shortest and longest wavelength, units Lc.
-        lc: correlation (bend-over) length of the spectrum, units Lc.
-        gamma: spectral index, 11/3 for Kolmogorov.
+        spectrum: the :class:`TurbulenceSpectrum` (σ, wavelengths in Lc, slope, N). The
+            amplitudes are linear in ``spectrum.sigma``, so the realisation is differentiable
+            in σ at fixed ``key``.
         dtype: float dtype of the returned arrays (float64 needs ``jax_enable_x64``).
 
     Returns:
         :class:`Modes` with arrays of ``dtype``.
     """
-    validate_spectrum(n_modes, sigma, lambda_min, lambda_max, lc, gamma)
+    if not isinstance(spectrum, TurbulenceSpectrum):
+        raise ValueError(
+            f"spectrum must be a TurbulenceSpectrum, got {type(spectrum).__name__}"
+        )
+    # traced fields are checked when the computation runs (concrete ones were at construction)
+    n_modes = spectrum.n_modes
+    sigma = _validate.non_negative("sigma", spectrum.sigma)
+    lambda_min = _validate.positive("lambda_min", spectrum.lambda_min)
+    lambda_max = _validate.positive("lambda_max", spectrum.lambda_max)
+    lc = _validate.positive("lc", spectrum.lc)
+    gamma = _validate.positive("gamma", spectrum.gamma)
     k_dir, k_pol, k_phase = jax.random.split(key, 3)
     # |k_n| log-spaced from 2π/λmax to 2π/λmin (rel.-diffusion paper, section 3)
     k_abs = jnp.logspace(

@@ -1,17 +1,18 @@
-"""Ensembles of field realisations: streamed, written as they finish, resumable.
+"""Ensembles of field realisations, in memory or streamed to a resumable run file.
 
-One realisation = one draw of the turbulent field (:func:`crsky.physics.turbulence.sample_modes`)
-and
-the back-tracking of ``12 nside²`` CRs arriving from the HEALPix pixel centres
-(relative-diffusion paper, section 3: nside = 32 and 120 realisations). Realisation ``i`` uses the
-PRNG key ``fold_in(PRNGKey(seed), i)``, so the same seed gives identical output whatever the
-order, chunking or interruptions.
+One realisation = one draw of the turbulent field (:func:`crsky.physics.turbulence.sample_modes`
+of ``config.spectrum``) and the back-tracking of ``12 nside²`` CRs arriving from the HEALPix pixel
+centres (relative-diffusion paper, section 3: nside = 32 and 120 realisations). Realisation ``i``
+uses the PRNG key ``fold_in(PRNGKey(seed), i)``, so the same seed gives identical output whatever
+the order, chunking or interruptions.
+
+One loop computes the realisations; :func:`simulate` keeps them in an
+:class:`~crsky.io.run.Ensemble`, :func:`run_ensemble` writes each to a run file as it finishes
+(read back by :func:`crsky.io.runfile.load`, the same ``Ensemble``).
 """
 
-import dataclasses
-import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import jax
@@ -19,186 +20,24 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from crsky import _validate
 from crsky.io import runfile
+from crsky.io.run import DTYPES, Ensemble, SimulationConfig
 from crsky.physics import sky, spectra
-from crsky.physics.anisotropy import SUMMARY_KEYS, ensemble_statistics
-from crsky.physics.diffusion import DiffusionTensor, diffusion_tensor, position_moments
+from crsky.physics.diffusion import position_moments
 from crsky.physics.tracing import (
     FIELD_EVALUATIONS_PER_STEP,
-    SOLVERS,
     backtrack,
-    default_step,
     healpix_directions,
-    log_times,
 )
-from crsky.physics.turbulence import (
-    KOLMOGOROV_GAMMA,
-    sample_modes,
-    stack_modes,
-    turbulent_field,
-    validate_scales,
-)
+from crsky.physics.turbulence import sample_modes, stack_modes, turbulent_field
 from crsky.pipelines.sharding import shard_trajectories
 
-DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
-TSIT5_TOLERANCES = {"float64": (1e-8, 1e-10), "float32": (1e-6, 1e-8)}
-"""Default Tsit5 ``(rtol, atol)`` by dtype: in float64 those of
-:func:`crsky.physics.tracing.backtrack`; in float32 the tightest a step controller can meet
-(rtol a few float32 ulps, ~1.2e-7 each)."""
-_KIND = {
-    int: "integer", int | None: "integer", float: "number", float | None: "number",
-    str: "string", bool: "boolean",
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class SimulationConfig:
-    """Parameters of a back-tracking ensemble. Lengths in Lc, times as τ = tΩ.
-
-    The defaults are a reduced configuration that runs on a laptop CPU in about a minute; the
-    paper's reference run is ``nside=32, realisations=120, modes=256, t_omega_max=1000``
-    (``configs/paper.toml``).
-
-    Attributes:
-        nside: HEALPix resolution of the arrival directions (power of two).
-        realisations: number of field realisations.
-        modes: number of plane waves N per realisation.
-        sigma2: turbulence level σ² = ⟨δB²⟩/B0².
-        r_larmor: Larmor radius r_L/Lc.
-        lambda_min, lambda_max: shortest/longest wavelength, Lc.
-        lc: bend-over scale of the spectrum, Lc.
-        gamma: spectral index (11/3: Kolmogorov).
-        t_omega_min, t_omega_max, n_times: saved times, log-spaced in τ.
-        solver: ``"boris"`` or ``"tsit5"``.
-        dtype: ``"float32"`` (fast) or ``"float64"`` (needs ``jax_enable_x64``).
-        seed: PRNG seed of the ensemble.
-        dt: Boris step (Tsit5 initial step) in 1/Ω; ``None`` = :func:`default_step`.
-        rtol, atol: Tsit5 tolerances; ``None`` = :data:`TSIT5_TOLERANCES` of the dtype.
-        ell_max: largest multipole of the stored spectra; ``None`` = 2 nside (the range where
-            the JAX transform matches healpy to 1e-8).
-        spectra_method: ``"jax"`` or ``"healpy"`` back-end of the per-realisation spectra.
-        save_trajectories: store r(−T), p̂(−T) of every trajectory (large).
-        chunk: trajectories per device integrated in one call (bounds memory).
-        realisations_per_call: field realisations back-tracked together in one call (each
-            written when its call ends; a short last call is padded, so best a divisor of
-            ``realisations``). 1 suits a CPU; on a GPU several realisations per call fill the
-            device and amortise the per-step cost of the loop (``benchmarks/RESULTS.md``). Part
-            of the configuration: it changes the rounding, so the trajectories (not their
-            statistics) differ between values after chaotic growth.
-    """
-
-    nside: int = 8
-    realisations: int = 4
-    modes: int = 128
-    sigma2: float = 1.0
-    r_larmor: float = 0.1
-    lambda_min: float = 0.01
-    lambda_max: float = 100.0
-    lc: float = 1.0
-    gamma: float = KOLMOGOROV_GAMMA
-    t_omega_min: float = 1.0
-    t_omega_max: float = 100.0
-    n_times: int = 12
-    solver: str = "boris"
-    dtype: str = "float32"
-    seed: int = 0
-    dt: float | None = None
-    rtol: float | None = None
-    atol: float | None = None
-    ell_max: int | None = None
-    spectra_method: str = "jax"
-    save_trajectories: bool = False
-    chunk: int = 3072
-    realisations_per_call: int = 1
-
-    def __post_init__(self):
-        _validate.power_of_two("nside", self.nside)
-        _validate.positive_int("realisations", self.realisations)
-        # under the configuration's names (validate_spectrum says n_modes and σ, not σ²)
-        _validate.positive_int("modes", self.modes)
-        _validate.non_negative("sigma2", self.sigma2)
-        validate_scales(self.lambda_min, self.lambda_max, self.lc, self.gamma)
-        _validate.positive("r_larmor", self.r_larmor)
-        log_times(self.t_omega_max, self.n_times, self.t_omega_min)
-        _validate.one_of("solver", self.solver, SOLVERS)
-        _validate.one_of("dtype", self.dtype, DTYPES)
-        for name, default in zip(("rtol", "atol"), TSIT5_TOLERANCES[self.dtype], strict=True):
-            if getattr(self, name) is None:  # stored resolved: the run file holds the number
-                object.__setattr__(self, name, default)
-        _validate.non_negative_int("seed", self.seed)
-        if self.dt is not None:
-            _validate.positive("dt", self.dt)
-        _validate.positive("rtol", self.rtol)
-        _validate.positive("atol", self.atol)
-        _validate.positive_int("chunk", self.chunk)
-        _validate.positive_int("realisations_per_call", self.realisations_per_call)
-        if self.realisations_per_call > self.realisations:
-            raise ValueError(
-                f"realisations_per_call ({self.realisations_per_call}) must be <= realisations "
-                f"({self.realisations})"
-            )
-        _validate.positive_int("ell_max", self.lmax_spectra)
-        if self.lmax_spectra > 3 * self.nside - 1:
-            raise ValueError(
-                f"ell_max must be <= 3 nside - 1 = {3 * self.nside - 1}, got {self.ell_max}"
-            )
-        _validate.one_of("spectra_method", self.spectra_method, ("jax", "healpy"))
-        if self.dtype == "float64" and not jax.config.jax_enable_x64:
-            raise ValueError(
-                "dtype float64 needs jax.config.update('jax_enable_x64', True) first"
-            )
-
-    @property
-    def sigma(self) -> float:
-        return math.sqrt(self.sigma2)
-
-    @property
-    def lmax_spectra(self) -> int:
-        """The largest multipole of the stored spectra."""
-        return self.ell_max if self.ell_max is not None else 2 * self.nside
-
-    @property
-    def step(self) -> float:
-        """The step in 1/Ω actually used."""
-        return self.dt if self.dt is not None else default_step(self.r_larmor, self.lambda_min)
-
-    @property
-    def t_omega(self) -> np.ndarray:
-        return log_times(self.t_omega_max, self.n_times, self.t_omega_min)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict, lines: dict[str, int] | None = None) -> "SimulationConfig":
-        """Build from a mapping (a TOML file); unknown keys and wrong types name the key/line."""
-        lines = lines or {}
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        for key, value in values.items():
-            where = f" (line {lines[key]})" if key in lines else ""
-            if key not in types:
-                raise ValueError(f"unknown config key {key!r}{where}")
-            expected = _KIND[types[key]]
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            ok = {
-                "integer": number and isinstance(value, int),
-                "number": number,
-                "string": isinstance(value, str),
-                "boolean": isinstance(value, bool),
-            }[expected]
-            if not ok:
-                raise ValueError(f"config key {key!r}{where} must be a {expected}, got {value!r}")
-        converted = {k: float(v) if _KIND[types[k]] == "number" else v for k, v in values.items()}
-        return cls(**converted)
+__all__ = ["Ensemble", "SimulationConfig", "run_ensemble", "simulate", "summarise"]
 
 
 def _modes(config: SimulationConfig, index: int):
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), index)
-    modes = sample_modes(
-        key, config.modes, config.sigma, config.lambda_min, config.lambda_max, config.lc,
-        config.gamma, dtype=DTYPES[config.dtype],
-    )
+    modes = sample_modes(key, config.spectrum, dtype=DTYPES[config.dtype])
     return key, modes
 
 
@@ -295,6 +134,65 @@ def _tracer(config: SimulationConfig, batch: int):
     return compiled, time.perf_counter() - start
 
 
+def _compute(
+    config: SimulationConfig, todo: Sequence[int], *, progress: bool, timing: dict
+) -> Iterator[tuple[int, dict, dict]]:
+    """The one loop over realisations: yields ``(index, arrays, attrs)`` of each realisation of
+    ``todo`` as soon as its call ends (``config.realisations_per_call`` per call).
+
+    ``timing`` receives ``compile_seconds``, ``tracing_seconds`` (back-tracking alone) and
+    ``steps`` (trajectory-steps) of the realisations yielded so far.
+    """
+    config.check_dtype()
+    timing |= {"compile_seconds": 0.0, "tracing_seconds": 0.0, "steps": 0}
+    if not todo:
+        return
+    directions = np.asarray(healpix_directions(config.nside))
+    per_call, todo = config.realisations_per_call, list(todo)
+    batches = [todo[lo : lo + per_call] for lo in range(0, len(todo), per_call)]
+    trace, timing["compile_seconds"] = _tracer(config, per_call)
+    # the JAX transform's kernels are built once per run (healpy needs none)
+    plan = (spectra.make_plan(config.nside, config.lmax_spectra)
+            if config.spectra_method == "jax" else None)
+    with tqdm(total=len(todo), desc="realisations", unit="real", disable=not progress) as bar:
+        for batch in batches:
+            # every call has per_call realisations (a short last batch repeats its last one,
+            # discarded), so realisation i gets the same program, hence the same rounding,
+            # whatever the batch it falls in, the interruptions or the hosts
+            padded = batch + batch[-1:] * (per_call - len(batch))
+            keys, modes, r, p, n_steps, wall = _trace_batch(config, padded, trace, directions)
+            timing["steps"] += sum(n_steps[: len(batch)])
+            timing["tracing_seconds"] += wall
+            for index, *record in zip(batch, keys, modes, r, p, n_steps, strict=False):
+                arrays, attrs = _realisation(config, *record[:4], plan)
+                # a realisation's share of its call's back-tracking seconds
+                attrs |= {"wall_seconds": wall / len(batch), "n_steps": record[4]}
+                yield index, arrays, attrs
+                bar.update()
+
+
+def simulate(config: SimulationConfig, *, progress: bool = True) -> Ensemble:
+    """Simulate the ``config.realisations`` realisations of ``config`` in memory.
+
+    The same computation as :func:`run_ensemble` (bit for bit), without a file: use it for
+    small ensembles inside an analysis; long runs belong in a run file (resumable).
+
+    Args:
+        config: the :class:`SimulationConfig` (e.g. ``SimulationConfig.load("reduced")``).
+        progress: show a progress bar.
+
+    Returns:
+        the :class:`Ensemble`; ``.diffusion()`` gives K(T), κ∥, κ⊥ and
+        ``.statistics("parallel")`` the anisotropy spectra.
+    """
+    if not isinstance(config, SimulationConfig):
+        raise ValueError(f"config must be a SimulationConfig, got {type(config).__name__}")
+    todo = list(range(config.realisations))
+    records = list(_compute(config, todo, progress=progress, timing={}))
+    directions = np.asarray(healpix_directions(config.nside), np.float64)
+    return Ensemble.from_records(config, config.t_omega, directions, records)
+
+
 def run_ensemble(
     config: SimulationConfig,
     out: str | Path,
@@ -314,6 +212,7 @@ def run_ensemble(
     ``indices`` restricts the run to those realisations (multi-host runs give each host its
     share, :func:`crsky.pipelines.sharding.host_indices`, and merge the files with
     :func:`crsky.io.runfile.merge_runfiles`). Trajectories are split over all local devices.
+    Read the file back with :func:`crsky.io.runfile.load` (an :class:`Ensemble`).
 
     Returns:
         a summary dict (see :func:`summarise`) plus, for the realisations computed in this call,
@@ -329,14 +228,15 @@ def run_ensemble(
         )
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
+    config.check_dtype()
     if resume and out.exists():
         _check_resumable(config, runfile.read_config(out))
         runfile.discard_partial(out)
-    directions = np.asarray(healpix_directions(config.nside))
     if not (resume and out.exists()):
         if out.exists():
             out.unlink()
         out.parent.mkdir(parents=True, exist_ok=True)
+        directions = np.asarray(healpix_directions(config.nside))
         runfile.create(out, config.to_dict(), config.t_omega, directions)
     done = set(runfile.completed(out))
     if resume:  # the file records the count asked for now (never fewer than it holds)
@@ -346,37 +246,20 @@ def run_ensemble(
         )
     wanted = range(config.realisations) if indices is None else indices
     todo = [i for i in wanted if i not in done]
-    per_call = config.realisations_per_call
-    batches = [todo[lo : lo + per_call] for lo in range(0, len(todo), per_call)]
-    trace, compile_seconds = _tracer(config, per_call) if todo else (None, 0.0)
-    # the JAX transform's kernels are built once per run (healpy needs none)
-    plan = (spectra.make_plan(config.nside, config.lmax_spectra)
-            if config.spectra_method == "jax" else None)
+    timing = {}
     start = time.perf_counter()
-    steps, tracing = 0, 0.0
-    with tqdm(total=len(todo), desc="realisations", unit="real", disable=not progress) as bar:
-        for batch in batches:
-            # every call has per_call realisations (a short last batch repeats its last one,
-            # discarded), so realisation i gets the same program, hence the same rounding,
-            # whatever the batch it falls in, the interruptions or the hosts
-            padded = batch + batch[-1:] * (per_call - len(batch))
-            keys, modes, r, p, n_steps, wall = _trace_batch(config, padded, trace, directions)
-            for index, *record in zip(batch, keys, modes, r, p, n_steps, strict=False):
-                arrays, attrs = _realisation(config, *record[:4], plan)
-                # a realisation's share of its call's back-tracking seconds
-                attrs |= {"wall_seconds": wall / len(batch), "n_steps": record[4]}
-                runfile.write_realisation(out, index, arrays, attrs)
-                bar.update()
-            steps += sum(n_steps[: len(batch)])
-            tracing += wall
-    wall = time.perf_counter() - start
-    evals = steps * config.modes * FIELD_EVALUATIONS_PER_STEP[config.solver]
+    for index, arrays, attrs in _compute(config, todo, progress=progress, timing=timing):
+        runfile.write_realisation(out, index, arrays, attrs)
+    wall = time.perf_counter() - start - timing["compile_seconds"]
+    evals = timing["steps"] * config.modes * FIELD_EVALUATIONS_PER_STEP[config.solver]
     summary = summarise(runfile.load(out))
     summary["wall_seconds"] = wall
-    summary["tracing_seconds"] = tracing
-    summary["compile_seconds"] = compile_seconds
+    summary["tracing_seconds"] = timing["tracing_seconds"]
+    summary["compile_seconds"] = timing["compile_seconds"]
     # figure of merit of the back-tracking alone (spectra and I/O excluded)
-    summary["mode_evaluations_per_second"] = evals / tracing if todo else float("nan")
+    summary["mode_evaluations_per_second"] = (
+        evals / timing["tracing_seconds"] if todo else float("nan")
+    )
     summary["realisations_computed"] = len(todo)
     # the allocator's high-water mark on accelerators (the CPU keeps no such statistics)
     peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices()]
@@ -393,88 +276,32 @@ def _check_resumable(config: SimulationConfig, stored: dict) -> None:
             )
 
 
-def ensemble_diffusion(run: dict) -> DiffusionTensor:
-    """K_ij(T) of a loaded run (:func:`crsky.io.runfile.load`)."""
-    config = run["config"]
-    t = run["t_omega"] * config["r_larmor"]  # T = τ r_L in Lc/c
-    n_traj = run["directions"].shape[0]
-    return diffusion_tensor(run["rr_mean"], t, run["rr_var"], n_traj)
-
-
-def anisotropy(
-    run: dict, K_liouville=None, strength: float = 1.0,
-    orientations: Iterable[str] = sky.ORIENTATIONS,
-) -> dict[str, dict]:
-    """Ensemble anisotropy statistics of a loaded run for the reference gradients.
-
-    Args:
-        run: :func:`crsky.io.runfile.load` output.
-        K_liouville: K (Lc·c, (3, 3)) in the Liouville map; default the ensemble K at the last
-            time.
-        strength: |∇n|/n in 1/Lc (spectra scale with its square).
-        orientations: the gradients (``"parallel"``, ``"perpendicular"`` to B0) to compute, at
-            least one; a collection of names, not a single string.
-
-    Returns:
-        ``{orientation: stats}`` (default ``"parallel"`` and ``"perpendicular"``) with the dicts
-        of :func:`crsky.physics.anisotropy.ensemble_statistics`.
-    """
-    if isinstance(orientations, str):
-        raise ValueError(
-            f"orientations must be a collection of names, e.g. ({orientations!r},), "
-            f"not the string {orientations!r}"
-        )
-    orientations = tuple(orientations)  # once: a generator would be used up by the checks
-    if not orientations:
-        raise ValueError("orientations must name at least one orientation, got none")
-    for orientation in orientations:
-        _validate.one_of("orientations", orientation, sky.ORIENTATIONS)
-    return _anisotropy(run, ensemble_diffusion(run).K, K_liouville, strength, orientations)
-
-
-def _anisotropy(
-    run: dict, K, K_liouville=None, strength: float = 1.0,
-    orientations: Iterable[str] = sky.ORIENTATIONS,
-) -> dict[str, dict]:
-    """:func:`anisotropy` with the ensemble ``K(T)`` (n_times, 3, 3) already computed."""
-    config = run["config"]
-    summaries = {name: run[f"spectra/{name}"] for name in SUMMARY_KEYS}
-    return {
-        orientation: ensemble_statistics(
-            summaries, run["t_omega"], config["r_larmor"], K,
-            sky.reference_gradient(orientation, strength), nside=config["nside"],
-            K_liouville=K_liouville,
-        )
-        for orientation in orientations
-    }
-
-
-def summarise(run: dict) -> dict:
-    """Headline numbers of a loaded run: trajectories, |p| drift, field rms, κ∥ and κ⊥, and
-    the spectra (``ell``, ``cl_mean``, ``cl_hat``, ``noise``, ``sum_rule_lhs``/``_rhs`` (eq. 2.5)
-    per gradient orientation, unit |∇n|/n = 1/Lc)."""
-    n_real = len(run["indices"])
+def summarise(ensemble: Ensemble) -> dict:
+    """Headline numbers of an ensemble, JSON-ready: trajectories, |p| drift, field rms, κ∥ and
+    κ⊥, and the spectra (``ell``, ``cl_mean``, ``cl_hat``, ``noise``, ``sum_rule_lhs``/``_rhs``
+    (eq. 2.5) per gradient orientation, unit |∇n|/n = 1/Lc)."""
+    n_real = len(ensemble)
     summary = {
         "realisations": n_real,
-        "n_trajectories": n_real * run["directions"].shape[0],
-        "t_omega": run["t_omega"],
+        "n_trajectories": n_real * ensemble.directions.shape[0],
+        "t_omega": ensemble.t_omega,
     }
     if not n_real:
         return summary
-    K = ensemble_diffusion(run)
-    stats = _anisotropy(run, K.K)
+    K = ensemble.diffusion()
+    stats = {o: ensemble.statistics(o) for o in sky.ORIENTATIONS}
     per_orientation = {
-        key: {o: s[field] for o, s in stats.items()}
-        for key, field in (("cl_mean", "cl_mean"), ("cl_hat", "cl_hat"), ("noise", "noise"))
+        "cl_mean": {o: s.cl_mean for o, s in stats.items()},
+        "cl_hat": {o: s.cl_hat for o, s in stats.items()},
+        "noise": {o: s.noise for o, s in stats.items()},
+        "sum_rule_lhs": {o: s.sum_rules.variance for o, s in stats.items()},
+        "sum_rule_rhs": {o: s.sum_rules.variance_rhs for o, s in stats.items()},
     }
-    per_orientation["sum_rule_lhs"] = {o: s["sum_rules"]["variance"] for o, s in stats.items()}
-    per_orientation["sum_rule_rhs"] = {
-        o: s["sum_rules"]["variance_rhs"] for o, s in stats.items()
-    }
+    attrs = ensemble.attrs
     return summary | per_orientation | {
-        "ell": np.arange(run["spectra/cross_spectra"].shape[2]),
-        "momentum_drift_max": float(np.max(run["attrs"]["momentum_drift_max"])),
-        "field_rms_over_b0": float(np.sqrt(np.mean(run["attrs"]["field_rms_over_b0"] ** 2))),
+        "ell": np.asarray(stats["parallel"].ell),
+        "momentum_drift_max": float(np.max(attrs["momentum_drift_max"])),
+        "field_rms_over_b0": float(np.sqrt(np.mean(attrs["field_rms_over_b0"] ** 2))),
         "kappa_parallel": float(K.kappa_parallel[-1]),
         "kappa_parallel_err": float(K.kappa_parallel_err[-1]),
         "kappa_perp": float(K.kappa_perp[-1]),
@@ -482,4 +309,3 @@ def summarise(run: dict) -> dict:
         "kappa_parallel_vs_t": K.kappa_parallel,
         "kappa_perp_vs_t": K.kappa_perp,
     }
-

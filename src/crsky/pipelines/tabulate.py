@@ -12,16 +12,10 @@ from crsky.inference.data import ClTable, pseudo_noise_level
 from crsky.inference.emulator import EMULATOR_COLUMNS
 from crsky.io import runfile
 from crsky.physics import observatory, sky
-from crsky.pipelines.ensemble import anisotropy, ensemble_diffusion, run_ensemble
+from crsky.pipelines.ensemble import Ensemble, run_ensemble
 
 
-def _subset(run: dict, keep: np.ndarray) -> dict:
-    """A loaded run restricted to the realisations where ``keep`` is True."""
-    stacked = {k: v[keep] for k, v in run.items() if k.startswith(("spectra/", "rr_", "r_mean"))}
-    return run | stacked | {"indices": run["indices"][keep]}
-
-
-def spectrum_shape(run: dict, orientation: str = "parallel") -> tuple[np.ndarray, np.ndarray]:
+def spectrum_shape(run: Ensemble, orientation: str = "parallel") -> tuple[np.ndarray, np.ndarray]:
     """``Ĉ_l/Ĉ_1`` at the last saved time of a loaded run, with its jackknife error.
 
     ``Ĉ_l = ⟨C_l⟩ − N`` (rel.-diffusion paper eq. 3.1) for the unit gradient ``orientation``
@@ -35,14 +29,14 @@ def spectrum_shape(run: dict, orientation: str = "parallel") -> tuple[np.ndarray
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
 
     def ratio(r):
-        cl_hat = np.asarray(anisotropy(r, orientations=(orientation,))[orientation]["cl_hat"][-1])
+        cl_hat = np.asarray(r.statistics(orientation).cl_hat[-1])
         return cl_hat / cl_hat[1]
 
-    n = len(run["indices"])
+    n = len(run)
     if n < 2:
         raise ValueError("the run needs at least 2 realisations for a jackknife error")
     full = ratio(run)
-    leave_one_out = np.stack([ratio(_subset(run, np.arange(n) != i)) for i in range(n)])
+    leave_one_out = np.stack([ratio(run.select(np.arange(n) != i)) for i in range(n)])
     # jackknife variance: (n − 1)/n Σ (θ_i − θ̄)²
     spread = leave_one_out - leave_one_out.mean(axis=0)
     return full, np.sqrt((n - 1) / n * np.sum(spread**2, axis=0))
@@ -98,7 +92,7 @@ def build_table(
     return out
 
 
-def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | None = None,
+def cl_table_from_run(run: Ensemble, orientation: str = "parallel", ell_max: int | None = None,
                       experiment: str = "simulation", command: str = "",
                       t_omega: float | None = None) -> ClTable:
     """The simulated ``Ĉ_l = ⟨C_l⟩ − N`` (rel.-diffusion paper eq. 3.1) of a back-tracking run
@@ -107,7 +101,8 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
     ``error_model = "table"`` (the ensemble error, not single-sky cosmic variance).
 
     Args:
-        run: :func:`crsky.io.runfile.load` output (≥ 2 realisations).
+        run: the :class:`~crsky.io.run.Ensemble` (:func:`crsky.io.runfile.load`,
+            :func:`crsky.pipelines.ensemble.simulate`; ≥ 2 realisations).
         orientation: unit gradient ``"parallel"`` or ``"perpendicular"`` to B0 (|∇n|/n = 1/Lc).
         ell_max: largest multipole (default: all stored).
         t_omega: the saved time ``tΩ`` to export (to 1e-6 relative; default the last). The
@@ -116,9 +111,9 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
     """
 
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
-    if len(run["indices"]) < 2:
+    if len(run) < 2:
         raise ValueError("the run needs at least 2 realisations for an error over realisations")
-    times = np.asarray(run["t_omega"], dtype=float)
+    times = np.asarray(run.t_omega, dtype=float)
     at = times.size - 1
     if t_omega is not None:
         _validate.positive("t_omega", t_omega)
@@ -127,31 +122,31 @@ def cl_table_from_run(run: dict, orientation: str = "parallel", ell_max: int | N
             raise ValueError(f"t_omega must be one of the run's saved times "
                              f"{', '.join(f'{t:.6g}' for t in times)}; got {t_omega!r}")
         at = int(matches[0])
-    stats = anisotropy(run, orientations=(orientation,))[orientation]
-    cl_hat, err = np.asarray(stats["cl_hat"][at]), np.asarray(stats["cl_hat_err"][at])
+    stats = run.statistics(orientation)
+    cl_hat, err = np.asarray(stats.cl_hat[at]), np.asarray(stats.cl_hat_err[at])
     top = cl_hat.size - 1 if ell_max is None else ell_max
     _validate.positive_int("ell_max", top)
     if top > cl_hat.size - 1:
         raise ValueError(f"ell_max must be <= {cl_hat.size - 1} (the run's spectra), got {top}")
     ell = np.arange(1, top + 1)
-    config = run["config"]
+    config = run.config.to_dict()
     meta = {
         "mock": "false (simulated, not observed)",
         "source": f"crsky back-tracking run, gradient {orientation} to B0, "
                   f"t_omega = {times[at]:.6g}",
         "truth": f"sigma = {config['sigma2'] ** 0.5:g}, r_larmor = {config['r_larmor']:g}",
         "seed": str(config["seed"]),
-        "realisations": f"{len(run['indices'])} (of {config['realisations']} configured)",
+        "realisations": f"{len(run)} (of {config['realisations']} configured)",
         "config": json.dumps(config, sort_keys=True),
         "command": command,
     }
     n = ell.size
     return ClTable(ell=ell, cl=cl_hat[ell], error=err[ell],
                    experiment=np.array([experiment] * n), f_sky=np.ones(n),
-                   noise=np.full(n, float(stats["noise"][at])), meta=meta)
+                   noise=np.full(n, float(stats.noise[at])), meta=meta)
 
 
-def observed_cl_table(run: dict, experiment, *, events: float | None = None,
+def observed_cl_table(run: Ensemble, experiment, *, events: float | None = None,
                       b0_ra_deg: float = observatory.B0_RA_DEG,
                       b0_dec_deg: float = observatory.B0_DEC_DEG, field_sign: int = 1,
                       gradient_angle_deg: float = 0.0, gradient_azimuth_deg: float = 0.0,
@@ -167,13 +162,13 @@ def observed_cl_table(run: dict, experiment, *, events: float | None = None,
     its pseudo-``C_l`` taken; ``cl`` = mean over realisations minus the flat noise level,
     ``error`` its standard error. ``strength`` must keep ``|δI| < 1``.
     """
-    if "maps_last" not in run:
+    if "maps_last" not in run.arrays:
         raise ValueError("the run file has no maps_last (basis maps at the last time)")
     _validate.positive("strength", strength)
-    maps = np.asarray(run["maps_last"], dtype=float)  # (n_real, Npix, 6)
+    maps = np.asarray(run.arrays["maps_last"], dtype=float)  # (n_real, Npix, 6)
     if maps.shape[0] < 2:
         raise ValueError("the run needs >= 2 realisations (the table's error is their spread)")
-    nside = run["config"]["nside"]
+    nside = run.config.nside
     lmax = experiment.ell_max if ell_max is None else ell_max
     if lmax is None:
         raise ValueError(f"ell_max: no source gives ell_max of {experiment.name}; pass one")
@@ -185,7 +180,7 @@ def observed_cl_table(run: dict, experiment, *, events: float | None = None,
         observatory.radec_to_vector(b0_ra_deg, b0_dec_deg), field_sign=field_sign
     )
     g = observatory.gradient_from_b0(gradient_angle_deg, gradient_azimuth_deg, strength)
-    K = ensemble_diffusion(run).K[-1]
+    K = run.diffusion().K[-1]
     c = np.asarray(sky.liouville_coefficients(g, K))
     mask = experiment.field_of_view(nside)
     rng = np.random.default_rng(seed)
@@ -207,8 +202,8 @@ def observed_cl_table(run: dict, experiment, *, events: float | None = None,
         "observation": (f"B0 at RA {b0_ra_deg!r}, Dec {b0_dec_deg!r}, sign {field_sign}; "
                         f"gradient {gradient_angle_deg!r} deg from B0 (azimuth "
                         f"{gradient_azimuth_deg!r}), |grad n|/n = {strength!r}/Lc; events "
-                        f"{events!r}; seed {seed}; t_omega {float(run['t_omega'][-1])!r}"),
-        "config": json.dumps(run["config"], sort_keys=True),
+                        f"{events!r}; seed {seed}; t_omega {float(run.t_omega[-1])!r}"),
+        "config": json.dumps(run.config.to_dict(), sort_keys=True),
     }
     return ClTable(
         ell=ell, cl=spectra.mean(0)[ell] - noise, error=error,

@@ -1,7 +1,7 @@
 """Figures of the small-scale anisotropy (rel.-diffusion paper Figs. 2 and 3) and sky maps.
 
-Functions take the ensemble statistics of :func:`crsky.physics.anisotropy.ensemble_statistics`
-(one per gradient orientation, keyed ``"parallel"`` / ``"perpendicular"``; a mapping, or any
+Functions take :class:`crsky.physics.anisotropy.SpectrumStatistics` (``ensemble.statistics(o)``,
+one per gradient orientation, keyed ``"parallel"`` / ``"perpendicular"``; a mapping, or any
 object with the same fields as attributes) and return matplotlib Figures; the caller saves them
 (``fig.savefig("fig2.png")``). matplotlib is imported lazily, and the figures are built without
 pyplot (Agg canvas), except the Mollweide map, which healpy draws through pyplot and which is
@@ -44,7 +44,7 @@ def _figure(n_panels: int, width: float = 5.2):
 
 def _check_stats(stats_by_orientation: Mapping) -> None:
     if not stats_by_orientation:
-        raise ValueError("stats_by_orientation must hold at least one statistics dict")
+        raise ValueError("stats_by_orientation must hold at least one SpectrumStatistics")
     for name, stats in stats_by_orientation.items():
         missing = [k for k in _REQUIRED if _field(stats, k) is None]
         if missing:
