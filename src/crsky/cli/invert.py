@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--held-out-t-omega", type=float, default=None,
                    help="time of a held-out map to predict (default 2 x the last --t-omega)")
     p.add_argument("--events", type=float, default=1e6,
-                   help="CR events in the map (shot noise); 0 for a noise-free mock")
+                   help="CR events in the map (shot noise); 0 for a noise-free mock, fitted by "
+                        "maximum likelihood (no prior)")
     p.add_argument("--gradient", type=float, nargs=3, default=(0.7071, 0.0, 0.7071),
                    metavar=("GX", "GY", "GZ"), help="true grad n / n, 1/Lc")
     p.add_argument("--kappa", type=float, nargs=2, default=(0.025, 0.54),
@@ -135,19 +136,20 @@ def run(args) -> int:
     problem = inv.make_problem(basis, args.nside, args.t_omega, r_larmor, K, dt, background)
     truth = inv.FieldParams(true_coefficients, gradient)
     events = args.events or None
+    fit_prior = prior_scale if events else None  # noise-free: maximum likelihood
     data, sigma = inv.mock_data(key_noise, problem, truth, events)
     # starts: the prior; with a free gradient, the gradient starts at the map's dipole direction
     start_gradient = gradient if not free_gradient else jnp.zeros(3, dtype).at[2].set(0.5)
     starts = inv.random_starts(key_starts, args.starts, n_modes, prior_scale, start_gradient)
     stages = [(j, None) for j in range(1, len(args.t_omega))]  # continuation in T
-    result = jax.jit(lambda s: inv.fit(problem, data, sigma, s, prior_scale=prior_scale,
+    result = jax.jit(lambda s: inv.fit(problem, data, sigma, s, prior_scale=fit_prior,
                                        free_gradient=free_gradient, stages=stages))(starts)
     best = result.best_params()
     recovered = inv.predict(problem, best)
     clean = inv.predict(problem, truth)
     held = inv.with_times(problem, [held_out_t])
     held_true, held_rec = inv.predict(held, truth)[0], inv.predict(held, best)[0]
-    cov = inv.laplace_covariance(problem, best, sigma, prior_scale, free_gradient)
+    cov = inv.laplace_covariance(problem, best, sigma, fit_prior, free_gradient)
     fisher = inv.fisher_matrix(problem, truth, sigma, free_gradient)
     err = inv.flatten(best, free_gradient) - inv.flatten(truth, free_gradient)
     z = err / jnp.sqrt(jnp.diag(cov))
@@ -159,8 +161,9 @@ def run(args) -> int:
     for t in args.t_omega:
         single = inv.with_times(problem, [t])
         d_t, s_t = inv.mock_data(key_noise, single, truth, events)
-        r_t = inv.fit(single, d_t, s_t, starts, prior_scale=prior_scale,
-                      free_gradient=free_gradient).best_params()
+        r_t = jax.jit(lambda s, single=single, d_t=d_t, s_t=s_t: inv.fit(
+            single, d_t, s_t, s, prior_scale=fit_prior, free_gradient=free_gradient
+        ))(starts).best_params()
         per_t.append({
             "t_omega": t,
             "coefficient_error": float(jnp.linalg.norm(r_t.coefficients - true_coefficients)
