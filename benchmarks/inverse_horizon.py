@@ -60,6 +60,9 @@ def parse_args():
     parser.add_argument("--dt", type=float, default=0.1)
     parser.add_argument("--events", type=float, default=1e6)
     parser.add_argument("--ladder", type=float, nargs="+", default=(1, 2, 4, 8, 16, 32))
+    parser.add_argument("--finals", type=float, nargs="+", default=None,
+                        help="final times T to evaluate (default: every time of the ladder); "
+                             "separate runs can share the work and be merged")
     parser.add_argument("--beam", type=float, default=40.0, help="smoothing FWHM, degrees")
     parser.add_argument("--quantile", type=float, default=0.999,
                         help="chi^2 quantile of the success criterion")
@@ -117,6 +120,8 @@ def main():
     fisher_at = jax.jit(inv.fisher_matrix)
     rows = []
     for j, t_final in enumerate(ladder):
+        if args.finals is not None and t_final not in args.finals:
+            continue
         times = ladder[: j + 1]
         mocks = [mock(args, s, times) for s in range(args.problems)]
         problems = stack([m[0] for m in mocks])
@@ -222,6 +227,7 @@ def main():
                 grad(truths.coefficients[0], *first[0:1], *first[2:], scale_j))
         row["wall_s_per_gradient"] = (time.perf_counter() - start) / 5
         rows.append(row)
+        (args.out / "inverse_horizon.json").write_text(json.dumps({"rows": rows}, indent=1))
         print(f"T={t_final:g}: identifiable {row['identifiable_directions_median']}, coverage "
               f"{row['coverage']}, grad {row['wall_s_per_gradient'] * 1e3:.1f} ms", flush=True)
 
