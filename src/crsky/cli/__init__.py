@@ -13,7 +13,7 @@ from crsky import __version__
 # Modules under crsky.cli, each exposing ``register(subparsers)``.
 COMMANDS = (
     "simulate", "plot", "cltable", "observe", "infer", "mock", "emulator", "eigen", "beam", "bgk",
-    "demo",
+    "demo", "invert",
 )
 
 

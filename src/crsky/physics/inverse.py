@@ -1,0 +1,482 @@
+"""The inverse problem: infer one realisation of the local turbulent field from a sky map.
+
+The relative-diffusion paper (Ahlers & Mertsch) closes on an open question: the small-scale
+anisotropy encodes the particular realisation of the turbulence around the observer, and could be
+read back if the map → field inversion were tractable. Every step of crsky's forward chain is
+differentiable, so the inversion can be posed as a fit:
+
+    θ (field coefficients) → Modes → Boris back-tracking to τ = TΩ → δI(n̂) (eq. (2.1)) → data.
+
+**Parametrisation.** Fixed wave vectors ``k_n`` (n = 1…N) with free Fourier coefficients,
+
+    δB(x) = Σ_n [(a_n e1_n + b_n e2_n) cos(k_n·x) + (c_n e1_n + d_n e2_n) sin(k_n·x)],
+
+with ``e1_n, e2_n`` an orthonormal pair ⊥ ``k̂_n``. Why this form:
+
+- ∇·B = 0 holds by construction for every θ (each term is ⊥ its ``k_n``);
+- the field is *linear* in θ (no phase ambiguity as with β_n ∈ [0, 2π)), so a Gaussian prior on θ
+  is the Gaussian random field of the turbulence spectrum, and near T → 0 the whole forward map
+  is close to linear, where the Fisher matrix tells exactly what is identifiable;
+- any plane-wave realisation δB_n cos(k_n·x + β_n) (:class:`crsky.physics.turbulence.Modes`,
+  also those stored in run files) is represented exactly by :func:`basis_from_modes`;
+- the k_n can be restricted to the band that a map can constrain (below).
+
+**What the map can constrain.** A CR back-tracked for τ = TΩ travels ``r_L τ``; field structure on
+scales ≫ r_L τ is uniform along the path (it only tilts the local B, one vector), structure on
+scales ≪ r_L is gyro-averaged, so the data constrain k in roughly ``1/(r_L τ) ≲ k ≲ 1/r_L``.
+:func:`fisher_matrix` measures this: its eigenvalue spectrum counts the directions of θ that a
+map with a given event number pins down.
+
+**Noise.** A map from ``events`` CRs with ``events/Npix`` expected per pixel gives a relative
+intensity with Gaussian per-pixel error σ_pix = (Npix/events)^{1/2} (Poisson counts, to
+leading order in δI); :func:`pixel_sigma`. Observatories measure the map relative to its own
+mean, so the monopole is removed from data and model alike (:func:`predict`).
+
+Units as in the package: lengths in Lc, k in 1/Lc, fields in B0, gradients in 1/Lc, K in Lc·c.
+Everything here is pure and jit/vmap/grad-able; the fits need float64 (``jax_enable_x64``).
+"""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jaxtyping import Array, Float
+
+from crsky import _validate
+from crsky.physics import sky, spectra
+from crsky.physics.tracing import backtrack, healpix_directions
+from crsky.physics.turbulence import Modes, check_modes
+
+COEFFICIENTS = ("cos_e1", "cos_e2", "sin_e1", "sin_e2")
+"""Names of the four coefficients per wave vector, the last axis of ``FieldParams.coefficients``."""
+
+
+class FieldBasis(eqx.Module):
+    """Fixed wave vectors and polarisation pairs of the parametrised field (a pytree).
+
+    Attributes:
+        k: wave vectors k_n, shape (N, 3), units 1/Lc.
+        e1, e2: orthonormal unit vectors ⊥ k̂_n, shape (N, 3).
+    """
+
+    k: Float[Array, "n 3"]
+    e1: Float[Array, "n 3"]
+    e2: Float[Array, "n 3"]
+
+
+class FieldParams(eqx.Module):
+    """The unknowns: Fourier coefficients of δB and the CR density gradient (a pytree).
+
+    Attributes:
+        coefficients: (N, 4) coefficients in units of B0, ordered as :data:`COEFFICIENTS`.
+        gradient: g = ∇n/n, shape (3,), units 1/Lc.
+    """
+
+    coefficients: Float[Array, "n 4"]
+    gradient: Float[Array, "3"]
+
+
+class InverseProblem(eqx.Module):
+    """Everything of the forward map that is not fitted (a pytree; times and step are static).
+
+    Attributes:
+        basis: the fixed wave vectors (:class:`FieldBasis`).
+        directions: arrival directions n̂ (HEALPix RING pixel centres), shape (Npix, 3).
+        r_larmor: Larmor radius in Lc.
+        K: diffusion tensor of the Liouville map (rel.-diffusion paper eq. (2.1)), Lc·c, (3, 3).
+        t_omega: back-tracking times τ = TΩ of the maps (static tuple, increasing, > 0).
+        dt: Boris step in 1/Ω (static).
+        background: waves of the field that are held fixed (known, not fitted), or None; e.g.
+            the scales of a run-file realisation outside the fitted band.
+    """
+
+    basis: FieldBasis
+    directions: Float[Array, "npix 3"]
+    r_larmor: Float[Array, ""]
+    K: Float[Array, "3 3"]
+    t_omega: tuple[float, ...] = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    background: Modes | None = None
+
+
+def _perpendicular_pair(k: Float[Array, "n 3"]) -> tuple[jax.Array, jax.Array]:
+    """Orthonormal e1, e2 ⊥ k̂ (spherical-angle basis: e1 = θ̂, e2 = φ̂ of k̂; x̂-based at poles)."""
+    k_hat = k / jnp.linalg.norm(k, axis=-1, keepdims=True)
+    # reference axis ẑ, or x̂ where k̂ is within ~0.1 rad of ±ẑ
+    ref = jnp.where(jnp.abs(k_hat[:, 2:3]) > 0.995, jnp.array([1.0, 0.0, 0.0]),
+                    jnp.array([0.0, 0.0, 1.0])).astype(k.dtype)
+    e2 = jnp.cross(ref, k_hat)
+    e2 = e2 / jnp.linalg.norm(e2, axis=-1, keepdims=True)
+    e1 = jnp.cross(e2, k_hat)
+    return e1, e2
+
+
+def make_basis(
+    key: jax.Array, n_modes: int, k_min: float, k_max: float, dtype=jnp.float64
+) -> FieldBasis:
+    """N wave vectors with isotropic random directions and |k_n| log-spaced in [k_min, k_max].
+
+    Args:
+        key: PRNG key of the directions.
+        n_modes: number of wave vectors N (4N real unknowns).
+        k_min, k_max: band of wave numbers, 1/Lc (e.g. around the gyro-resonance k r_L ~ 1).
+        dtype: float dtype of the arrays.
+    """
+    _validate.positive_int("n_modes", n_modes)
+    _validate.positive("k_min", k_min)
+    _validate.positive("k_max", k_max)
+    if float(k_min) > float(k_max):
+        raise ValueError(f"k_min ({k_min}) must be <= k_max ({k_max})")
+    k_abs = jnp.geomspace(k_min, k_max, n_modes).astype(dtype)
+    # isotropic k̂: cos θ uniform in [-1, 1], φ uniform in [0, 2π) (as in sample_modes)
+    u = jax.random.uniform(key, (n_modes, 2), dtype)
+    cos_t, phi = 2 * u[:, 0] - 1, 2 * jnp.pi * u[:, 1]
+    sin_t = jnp.sqrt(1 - cos_t**2)
+    k = k_abs[:, None] * jnp.stack([sin_t * jnp.cos(phi), sin_t * jnp.sin(phi), cos_t], -1)
+    return FieldBasis(k, *_perpendicular_pair(k))
+
+
+def basis_from_modes(modes: Modes) -> tuple[FieldBasis, Float[Array, "n 4"]]:
+    """The exact representation of one plane-wave realisation in this parametrisation.
+
+    δB_n cos(k_n·x + β_n) = δB_n cos β_n cos(k_n·x) − δB_n sin β_n sin(k_n·x), and δB_n ⊥ k_n
+    lies in span(e1_n, e2_n). Returns the basis and the (N, 4) true coefficients.
+    """
+    check_modes(modes)
+    if modes.k.ndim != 2:
+        raise ValueError(
+            f"modes must hold one realisation (k of shape (N, 3)), got {modes.k.shape}"
+        )
+    e1, e2 = _perpendicular_pair(modes.k)
+    a1 = jnp.sum(modes.amplitude * e1, -1)
+    a2 = jnp.sum(modes.amplitude * e2, -1)
+    c, s = jnp.cos(modes.phase), jnp.sin(modes.phase)
+    coefficients = jnp.stack([a1 * c, a2 * c, -a1 * s, -a2 * s], axis=-1)
+    return FieldBasis(modes.k, e1, e2), coefficients
+
+
+def to_modes(basis: FieldBasis, coefficients: Float[Array, "n 4"]) -> Modes:
+    """The field as 2N plane waves (:class:`Modes`): the cos parts with β = 0, the sin parts with
+    β = −π/2 (cos(k·x − π/2) = sin(k·x)); linear in ``coefficients``."""
+    c = coefficients
+    cos_amp = c[:, 0:1] * basis.e1 + c[:, 1:2] * basis.e2
+    sin_amp = c[:, 2:3] * basis.e1 + c[:, 3:4] * basis.e2
+    n = basis.k.shape[0]
+    phase = jnp.concatenate([jnp.zeros(n, c.dtype), jnp.full(n, -jnp.pi / 2, c.dtype)])
+    return Modes(
+        k=jnp.concatenate([basis.k, basis.k]),
+        amplitude=jnp.concatenate([cos_amp, sin_amp]),
+        phase=phase,
+    )
+
+
+def make_problem(
+    basis: FieldBasis, nside: int, t_omega, r_larmor: float, K, dt: float,
+    background: Modes | None = None,
+) -> InverseProblem:
+    """An :class:`InverseProblem` on the HEALPix pixel centres of ``nside`` (RING order).
+
+    Raises ``ValueError`` naming the first bad argument (nside, t_omega, r_larmor, K, dt).
+    """
+    if background is not None:
+        check_modes(background)
+    _validate.power_of_two("nside", nside)
+    times = tuple(float(t) for t in np.atleast_1d(np.asarray(t_omega, dtype=float)))
+    _validate.increasing("t_omega", np.asarray(times))
+    _validate.positive("r_larmor", r_larmor)
+    _validate.positive("dt", dt)
+    K = jnp.asarray(K, basis.k.dtype)
+    if K.shape != (3, 3):
+        raise ValueError(f"K must have shape (3, 3), got {K.shape}")
+    _validate.finite("K", K)
+    return InverseProblem(
+        basis=basis,
+        directions=healpix_directions(nside, basis.k.dtype),
+        r_larmor=jnp.asarray(r_larmor, basis.k.dtype),
+        K=K,
+        t_omega=times,
+        dt=float(dt),
+        background=background,
+    )
+
+
+def with_times(problem: InverseProblem, t_omega) -> InverseProblem:
+    """The same problem with maps at other back-tracking times (for continuation in T)."""
+    times = tuple(float(t) for t in np.atleast_1d(np.asarray(t_omega, dtype=float)))
+    _validate.increasing("t_omega", np.asarray(times))
+    return dataclasses.replace(problem, t_omega=times)
+
+
+def predict(problem: InverseProblem, params: FieldParams) -> Float[Array, "n_times npix"]:
+    """Model maps δI(n̂) at the problem's times, monopole removed, shape (n_times, Npix)."""
+    modes = to_modes(problem.basis, params.coefficients)
+    if problem.background is not None:
+        modes = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), modes, problem.background)
+    traj = backtrack(
+        modes, problem.directions, np.asarray(problem.t_omega), problem.r_larmor,
+        solver="boris", dt=problem.dt,
+    )
+    # Rel.-diffusion paper eq. (2.1): dI = (r(-T) - 3 p(-T) K) . grad n / n
+    d_intensity = sky.relative_intensity(traj.r, traj.p, params.gradient, problem.K)
+    # a measured map is relative to its own sky mean: its monopole is not observed
+    return d_intensity - jnp.mean(d_intensity, axis=-1, keepdims=True)
+
+
+def pixel_sigma(events: float, npix: int) -> float:
+    """Per-pixel error of a relative-intensity map from ``events`` CRs over ``npix`` pixels.
+
+    Counts n_p ~ Poisson(μ(1 + δI_p)), μ = events/npix, estimate δI_p = n_p/μ − 1: variance
+    (1 + δI_p)/μ ≈ npix/events to leading order in δI.
+    """
+    _validate.positive("events", events)
+    _validate.positive_int("npix", npix)
+    return float(np.sqrt(npix / events))
+
+
+def mock_data(
+    key: jax.Array, problem: InverseProblem, truth: FieldParams, events: float | None
+) -> tuple[jax.Array, jax.Array]:
+    """A mock observed map: the true prediction plus Gaussian shot noise of ``events`` CRs
+    (noise-free for ``events=None``, with unit weights). Returns (data, sigma), each
+    (n_times, Npix); the noise's own monopole is removed like the signal's."""
+    clean = predict(problem, truth)
+    npix = problem.directions.shape[0]
+    if events is None:
+        return clean, jnp.ones_like(clean)
+    s = pixel_sigma(events, npix)
+    noise = s * jax.random.normal(key, clean.shape, clean.dtype)
+    return clean + noise - jnp.mean(noise, -1, keepdims=True), jnp.full_like(clean, s)
+
+
+def beam_operator(nside: int, fwhm: float, dtype=jnp.float64) -> Float[Array, "npix npix"]:
+    """Linear operator S (Npix, Npix) of a Gaussian beam of full width ``fwhm`` (radians):
+    ``S m = alm2map(b_ℓ map2alm(m))``, b_ℓ = exp(−ℓ(ℓ+1)σ_b²/2), σ_b = fwhm/√(8 ln 2), by the
+    JAX spherical-harmonic transform (ℓ ≤ 3 nside − 1). ``fwhm = 0`` gives the band-limited
+    identity."""
+    _validate.power_of_two("nside", nside)
+    _validate.non_negative("fwhm", fwhm)
+    plan = spectra.make_plan(nside, 3 * nside - 1)
+    eye = jnp.eye(12 * nside**2, dtype=dtype)
+    alm = spectra.map2alm(eye, plan.lmax, method="jax", plan=plan)
+    sigma_b = fwhm / np.sqrt(8 * np.log(2))
+    ell = np.asarray(plan.alm_l)
+    # Gaussian beam transfer function b_l = exp(-l(l+1) sigma_b^2 / 2)
+    b = np.exp(-ell * (ell + 1) * sigma_b**2 / 2)
+    smoothed = spectra.alm2map(alm * b, plan)  # row i: smoothed i-th unit map
+    return jnp.asarray(smoothed.T, dtype)
+
+
+def residuals(
+    problem: InverseProblem, params: FieldParams, data, sigma, smoothing=None
+) -> Float[Array, "n_times npix"]:
+    """Normalised residuals (model − data)/σ; with a beam operator ``smoothing`` both maps are
+    smoothed first (a smoother likelihood for the early stages of a fit)."""
+    r = predict(problem, params) - data
+    if smoothing is not None:
+        r = r @ smoothing.T
+    return r / sigma
+
+
+def log_prior(coefficients, prior_scale) -> Float[Array, ""]:
+    """Gaussian prior of the turbulence: each coefficient ~ N(0, s_n²), s_n = ``prior_scale``
+    (N,) in B0 (up to a constant). ``prior_scale=None``: flat prior (0)."""
+    if prior_scale is None:
+        return jnp.zeros((), coefficients.dtype)
+    return -0.5 * jnp.sum((coefficients / prior_scale[:, None]) ** 2)
+
+
+def prior_scale_for(n_modes: int, sigma: float) -> np.ndarray:
+    """Per-coefficient prior scale s_n = σ/√(2N) for N modes sharing ⟨δB²⟩ = σ²B0² equally.
+
+    The spatial mean of δB² is Σ_n (|A_n|² + |B_n|²)/2 with A_n, B_n the cos and sin vectors
+    (2 coefficients each), so its expectation is 2N s² = σ².
+    """
+    _validate.positive_int("n_modes", n_modes)
+    _validate.positive("sigma", sigma)
+    return np.full(n_modes, sigma / np.sqrt(2 * n_modes))
+
+
+def negative_log_posterior(
+    problem: InverseProblem, params: FieldParams, data, sigma, prior_scale=None, smoothing=None
+) -> Float[Array, ""]:
+    """−ln posterior (up to a constant): ½ Σ residuals² − :func:`log_prior`."""
+    r = residuals(problem, params, data, sigma, smoothing)
+    return 0.5 * jnp.sum(r**2) - log_prior(params.coefficients, prior_scale)
+
+
+def _unflatten(theta, template: FieldParams, free_gradient: bool) -> FieldParams:
+    n = template.coefficients.size
+    coefficients = theta[:n].reshape(template.coefficients.shape)
+    gradient = theta[n:] if free_gradient else template.gradient
+    return FieldParams(coefficients, gradient)
+
+
+def flatten(params: FieldParams, free_gradient: bool) -> Array:
+    """θ as one vector: the coefficients (row-major), then the gradient if it is free."""
+    parts = [params.coefficients.ravel()]
+    if free_gradient:
+        parts.append(params.gradient)
+    return jnp.concatenate(parts)
+
+
+def jacobian(problem: InverseProblem, params: FieldParams, free_gradient: bool = False):
+    """J = ∂δI/∂θ, shape (n_times·Npix, P), by reverse-mode AD (diffrax's checkpointed adjoint
+    has no forward mode)."""
+    theta = flatten(params, free_gradient)
+
+    def f(t):
+        return predict(problem, _unflatten(t, params, free_gradient)).ravel()
+
+    return jax.jacrev(f)(theta)
+
+
+def fisher_matrix(
+    problem: InverseProblem, params: FieldParams, sigma, free_gradient: bool = False
+) -> Float[Array, "n_params n_params"]:
+    """Fisher information F = Jᵀ Σ⁻¹ J of the Gaussian likelihood at ``params`` (P, P)."""
+    J = jacobian(problem, params, free_gradient)
+    shape = (len(problem.t_omega), problem.directions.shape[0])
+    w = 1 / jnp.ravel(jnp.broadcast_to(jnp.asarray(sigma), shape)) ** 2
+    return J.T @ (w[:, None] * J)
+
+
+def laplace_covariance(
+    problem: InverseProblem, params: FieldParams, sigma, prior_scale=None,
+    free_gradient: bool = False,
+) -> Float[Array, "n_params n_params"]:
+    """Posterior covariance of θ by Laplace's approximation at the MAP ``params``: the inverse
+    of the Gauss–Newton Hessian F + prior precision (exact for a linear forward map)."""
+    F = fisher_matrix(problem, params, sigma, free_gradient)
+    if prior_scale is not None:
+        precision = jnp.repeat(1 / jnp.asarray(prior_scale) ** 2, 4)
+        if free_gradient:
+            precision = jnp.concatenate([precision, jnp.zeros(3, precision.dtype)])
+        F = F + jnp.diag(precision)
+    return jnp.linalg.pinv(F, hermitian=True)
+
+
+class FitResult(eqx.Module):
+    """Outcome of :func:`fit` for every start (leading axis S) and the best one.
+
+    Attributes:
+        params: fitted :class:`FieldParams` per start (leading axis S).
+        loss: −ln posterior (unsmoothed, at the final times) per start, shape (S,).
+        best: index of the start with the lowest loss.
+        steps: optimiser steps summed over the stages, per start (S,).
+    """
+
+    params: FieldParams
+    loss: Array
+    best: Array
+    steps: Array
+
+    def best_params(self) -> FieldParams:
+        """The fitted parameters of the best start."""
+        return jax.tree.map(lambda a: a[self.best], self.params)
+
+
+def _minimise(objective, theta0, rtol, atol, max_steps):
+    solver = optx.BFGS(rtol=rtol, atol=atol)
+    sol = optx.minimise(objective, solver, theta0, max_steps=max_steps, throw=False)
+    return sol.value, sol.stats["num_steps"]
+
+
+def fit(
+    problem: InverseProblem,
+    data,
+    sigma,
+    starts: FieldParams,
+    *,
+    prior_scale=None,
+    free_gradient: bool = False,
+    stages=None,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_steps: int = 500,
+) -> FitResult:
+    """MAP fit of the field (and optionally the gradient) from many starts, vmapped.
+
+    Args:
+        problem: the forward map; its ``t_omega`` are the times of ``data``.
+        data, sigma: observed maps and per-pixel errors, (n_times, Npix) (:func:`mock_data`).
+        starts: :class:`FieldParams` with a leading axis S of starting points (the gradient of
+            each start is used as is when ``free_gradient`` is False).
+        prior_scale: (N,) Gaussian prior scale of the coefficients (:func:`prior_scale_for`), or
+            None (maximum likelihood).
+        free_gradient: fit g = ∇n/n too.
+        stages: mitigations of chaos, a sequence of ``(n_times_used, smoothing)``: fit the first
+            ``n_times_used`` maps only (continuation in T: short times first), with data and model
+            smoothed by the beam operator ``smoothing`` (or None); each stage starts from the
+            previous one's result. The final unsmoothed fit to all times is always appended.
+        rtol, atol, max_steps: BFGS (optimistix) tolerances and step limit per stage.
+
+    Returns:
+        :class:`FitResult`.
+    """
+    if starts.coefficients.ndim != 3 or starts.coefficients.shape[1:] != (
+        problem.basis.k.shape[0], 4
+    ):
+        raise ValueError(
+            f"starts.coefficients must have shape (S, {problem.basis.k.shape[0]}, 4), "
+            f"got {starts.coefficients.shape}"
+        )
+    n_times = len(problem.t_omega)
+    data, sigma = jnp.asarray(data), jnp.broadcast_to(jnp.asarray(sigma), jnp.shape(data))
+    if data.shape != (n_times, problem.directions.shape[0]):
+        raise ValueError(
+            f"data must have shape (n_times, Npix) = ({n_times}, {problem.directions.shape[0]}),"
+            f" got {data.shape}"
+        )
+    plan = [*(stages or ()), (n_times, None)]
+    for used, _ in plan:
+        _validate.positive_int("stages n_times_used", used)
+        if used > n_times:
+            raise ValueError(f"stages: n_times_used {used} exceeds the {n_times} data times")
+    template = jax.tree.map(lambda a: a[0], starts)
+
+    def one_start(theta0):
+        theta, steps = theta0, 0
+        for used, smoothing in plan:
+            sub = with_times(problem, problem.t_omega[:used])
+
+            def objective(t, args, sub=sub, used=used, smoothing=smoothing):
+                p = _unflatten(t, template, free_gradient)
+                return negative_log_posterior(
+                    sub, p, data[:used], sigma[:used], prior_scale, smoothing
+                )
+
+            theta, n = _minimise(objective, theta, rtol, atol, max_steps)
+            steps = steps + n
+        p = _unflatten(theta, template, free_gradient)
+        loss = negative_log_posterior(problem, p, data, sigma, prior_scale)
+        return theta, loss, steps
+
+    theta0 = jax.vmap(lambda p: flatten(p, free_gradient))(starts)
+    theta, loss, steps = jax.vmap(one_start)(theta0)
+    params = jax.vmap(lambda t: _unflatten(t, template, free_gradient))(theta)
+    if not free_gradient:
+        params = FieldParams(params.coefficients, starts.gradient)
+    loss = jnp.where(jnp.isfinite(loss), loss, jnp.inf)
+    return FitResult(params=params, loss=loss, best=jnp.argmin(loss), steps=steps)
+
+
+def random_starts(
+    key: jax.Array, n_starts: int, n_modes: int, prior_scale, gradient
+) -> FieldParams:
+    """``n_starts`` starting points drawn from the Gaussian prior (coefficients) with the given
+    gradient, as a :class:`FieldParams` with leading axis S."""
+    _validate.positive_int("n_starts", n_starts)
+    scale = jnp.asarray(prior_scale)[:, None]
+    coefficients = scale * jax.random.normal(key, (n_starts, n_modes, 4), scale.dtype)
+    gradient = jnp.broadcast_to(jnp.asarray(gradient, scale.dtype), (n_starts, 3))
+    return FieldParams(coefficients, gradient)
+
+
+def map_correlation(a, b) -> Float[Array, ""]:
+    """Pearson correlation of two maps over all their pixels (and times)."""
+    a, b = jnp.ravel(a), jnp.ravel(b)
+    a, b = a - a.mean(), b - b.mean()
+    return jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
