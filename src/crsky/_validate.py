@@ -4,6 +4,8 @@ Checks run only on concrete values; inside ``jit``/``grad`` traced values pass t
 (validate before transforming).
 """
 
+import os
+import resource
 from collections.abc import Iterable
 
 import jax
@@ -14,23 +16,43 @@ def _concrete(value) -> bool:
     return not isinstance(value, jax.core.Tracer)
 
 
+def _floats(name: str, value) -> np.ndarray:
+    """``value`` as a float array; a string, a table or a ragged list names ``name``."""
+    if isinstance(value, str | bytes | dict):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a number (or an array of numbers), got {value!r}"
+        ) from None
+
+
 def finite(name: str, value) -> None:
     """``value`` (scalar or array) must be finite."""
-    if _concrete(value) and not np.all(np.isfinite(np.asarray(value, dtype=float))):
+    if _concrete(value) and not np.all(np.isfinite(_floats(name, value))):
         raise ValueError(f"{name} must be finite, got {value!r}")
+
+
+def number(name: str, value) -> float:
+    """``value`` must be a single finite real number (not a bool, string, list or table)."""
+    if isinstance(value, bool) or np.ndim(_floats(name, value)) != 0:
+        raise ValueError(f"{name} must be a single number, got {value!r}")
+    finite(name, value)
+    return float(value)
 
 
 def positive(name: str, value) -> None:
     """``value`` must be finite and > 0."""
     finite(name, value)
-    if _concrete(value) and not np.all(np.asarray(value, dtype=float) > 0):
+    if _concrete(value) and not np.all(_floats(name, value) > 0):
         raise ValueError(f"{name} must be > 0, got {value!r}")
 
 
 def non_negative(name: str, value) -> None:
     """``value`` must be finite and >= 0."""
     finite(name, value)
-    if _concrete(value) and not np.all(np.asarray(value, dtype=float) >= 0):
+    if _concrete(value) and not np.all(_floats(name, value) >= 0):
         raise ValueError(f"{name} must be >= 0, got {value!r}")
 
 
@@ -39,7 +61,7 @@ def open_interval(name: str, value, lo: float, hi: float) -> None:
     finite(name, value)
     if not _concrete(value):
         return
-    v = np.asarray(value, dtype=float)
+    v = _floats(name, value)
     if not np.all((v > lo) & (v < hi)):
         raise ValueError(f"{name} must lie in ({lo:g}, {hi:g}), got {value!r}")
 
@@ -75,10 +97,9 @@ def increasing(name: str, values) -> None:
     positive(name, values)
     if not _concrete(values):
         return
-    v = np.asarray(values, dtype=float)
+    v = _floats(name, values)
     if v.ndim != 1 or v.size == 0 or np.any(np.diff(v) <= 0):
         raise ValueError(f"{name} must be a non-empty, strictly increasing 1-d sequence")
-
 
 
 def float64_enabled(what: str) -> None:
@@ -87,4 +108,51 @@ def float64_enabled(what: str) -> None:
         raise ValueError(
             f"{what} needs float64: call jax.config.update('jax_enable_x64', True) first "
             "(the crsky command line does)"
+        )
+
+
+def available_memory() -> int:
+    """Bytes this process may still allocate: the operating system's available memory
+    (``MemAvailable`` of ``/proc/meminfo``, else the physical memory), capped by the
+    address-space limit (``ulimit -v``) when one is set."""
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        available = min(available, soft)
+    return int(available)
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in binary units (``"1.5 GiB"``)."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    power = 0
+    while abs(n) >= 1024 and power < len(units) - 1:
+        n, power = n / 1024, power + 1
+    return f"{n:.3g} {units[power]}"
+
+
+def fits_in_memory(names: str, nbytes: float, what: str) -> None:
+    """Refuse a request whose arrays need more memory than is available, before allocating.
+
+    Args:
+        names: the parameter(s) that set the size, as the user wrote them (``"nside=4096"``).
+        nbytes: an estimate of the bytes the request allocates at its peak (a lower bound is
+            fine: the check is there to refuse the impossible at once, not to budget exactly).
+        what: what the memory holds, for the message.
+    """
+    available = available_memory()
+    if nbytes > available:
+        raise ValueError(
+            f"{names} needs about {format_bytes(nbytes)} of memory for {what}, more than the "
+            f"{format_bytes(available)} available; choose a smaller value"
         )

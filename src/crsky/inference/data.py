@@ -221,6 +221,9 @@ def mock_cl_table(
     _validate.open_interval("p", p, 0.0, 1.0)
     _validate.positive("q1", q1)
     _validate.positive_int("ell_min", ell_min)
+    _validate.non_negative_int("seed", seed)
+    if not experiments:
+        raise ValueError("experiments must hold at least one experiment, got none")
     rng = np.random.default_rng(seed)
     cols = {c: [] for c in CL_COLUMNS}
     for exp in experiments:

@@ -24,6 +24,9 @@ from jaxtyping import Array, Float
 from crsky import _validate
 
 KOLMOGOROV_GAMMA = 11.0 / 3.0
+# Peak bytes per plane wave of sample_modes: about 25 float64 values (k, δB, β and the random
+# numbers, directions and polarisation basis they are built from).
+MODE_BYTES = 200
 
 
 class Modes(eqx.Module):
@@ -66,8 +69,10 @@ def check_modes(modes: Modes) -> None:
 def validate_spectrum(
     n_modes: int, sigma: float, lambda_min: float, lambda_max: float, lc: float, gamma: float
 ) -> None:
-    """Raise ``ValueError`` naming the first bad turbulence parameter."""
+    """Raise ``ValueError`` naming the first bad turbulence parameter (``n_modes`` also when
+    its arrays cannot fit in the available memory)."""
     _validate.positive_int("n_modes", n_modes)
+    _validate.fits_in_memory(f"n_modes={n_modes}", MODE_BYTES * n_modes, "the plane waves")
     _validate.non_negative("sigma", sigma)
     validate_scales(lambda_min, lambda_max, lc, gamma)
 

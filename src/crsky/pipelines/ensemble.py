@@ -9,6 +9,7 @@ order, chunking or interruptions.
 """
 
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,7 @@ from crsky.physics.turbulence import (
     turbulent_field,
     validate_scales,
 )
+from crsky.pipelines import budget
 from crsky.pipelines.sharding import shard_trajectories
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -148,6 +150,7 @@ class SimulationConfig:
             raise ValueError(
                 "dtype float64 needs jax.config.update('jax_enable_x64', True) first"
             )
+        budget.check_simulation(self)  # refuse what cannot fit in memory, naming the cause
 
     @property
     def sigma(self) -> float:
@@ -321,8 +324,23 @@ def run_ensemble(
         back-tracking alone) and ``mode_evaluations_per_second`` (trajectory-steps × modes ×
         field evaluations per step / tracing seconds), and ``peak_device_bytes`` (the most
         memory in use on one accelerator during the process so far; ``None`` on the CPU).
+
+    The run file has one writer at a time: the whole call holds its lock
+    (:func:`crsky.io.runfile.writer_lock`), and a second writer raises
+    :class:`crsky.io.runfile.RunFileBusy` at once. The realisations to do are streamed, so a
+    run of any length needs memory for one call only.
     """
     out = Path(out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    with runfile.writer_lock(out):
+        return _run_ensemble(config, out, resume=resume, overwrite=overwrite,
+                             progress=progress, indices=indices)
+
+
+def _run_ensemble(config: SimulationConfig, out: Path, *, resume: bool, overwrite: bool,
+                  progress: bool, indices: Sequence[int] | None) -> dict:
+    """:func:`run_ensemble` with the writer lock held."""
     if out.exists() and not (resume or overwrite):
         raise ValueError(
             f"out {str(out)!r} exists: pass --resume to continue it or --overwrite to replace it"
@@ -336,7 +354,6 @@ def run_ensemble(
     if not (resume and out.exists()):
         if out.exists():
             out.unlink()
-        out.parent.mkdir(parents=True, exist_ok=True)
         runfile.create(out, config.to_dict(), config.t_omega, directions)
     done = set(runfile.completed(out))
     if resume:  # the file records the count asked for now (never fewer than it holds)
@@ -345,16 +362,18 @@ def run_ensemble(
             out, config.to_dict() | {"realisations": max(config.realisations, held)}
         )
     wanted = range(config.realisations) if indices is None else indices
-    todo = [i for i in wanted if i not in done]
+    # streamed: a billion realisations need no list of a billion indices
+    n_todo = len(wanted) - sum(1 for i in done if i in wanted)
+    todo = (i for i in wanted if i not in done)
     per_call = config.realisations_per_call
-    batches = [todo[lo : lo + per_call] for lo in range(0, len(todo), per_call)]
-    trace, compile_seconds = _tracer(config, per_call) if todo else (None, 0.0)
+    batches = iter(lambda: list(itertools.islice(todo, per_call)), [])
+    trace, compile_seconds = _tracer(config, per_call) if n_todo else (None, 0.0)
     # the JAX transform's kernels are built once per run (healpy needs none)
     plan = (spectra.make_plan(config.nside, config.lmax_spectra)
             if config.spectra_method == "jax" else None)
     start = time.perf_counter()
     steps, tracing = 0, 0.0
-    with tqdm(total=len(todo), desc="realisations", unit="real", disable=not progress) as bar:
+    with tqdm(total=n_todo, desc="realisations", unit="real", disable=not progress) as bar:
         for batch in batches:
             # every call has per_call realisations (a short last batch repeats its last one,
             # discarded), so realisation i gets the same program, hence the same rounding,
@@ -376,8 +395,8 @@ def run_ensemble(
     summary["tracing_seconds"] = tracing
     summary["compile_seconds"] = compile_seconds
     # figure of merit of the back-tracking alone (spectra and I/O excluded)
-    summary["mode_evaluations_per_second"] = evals / tracing if todo else float("nan")
-    summary["realisations_computed"] = len(todo)
+    summary["mode_evaluations_per_second"] = evals / tracing if n_todo else float("nan")
+    summary["realisations_computed"] = n_todo
     # the allocator's high-water mark on accelerators (the CPU keeps no such statistics)
     peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices()]
     summary["peak_device_bytes"] = max((b for b in peaks if b is not None), default=None)
