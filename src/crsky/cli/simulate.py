@@ -112,8 +112,10 @@ def json_summary(summary: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crsky.io import runfile
     from crsky.pipelines.ensemble import run_ensemble
 
+    runfile.check_free(args.out)
     check_output("--out", args.out, overwrite=args.overwrite, exist_ok=args.resume)
     config = config_from_args(args)
     summary = json_summary(run_ensemble(

@@ -139,6 +139,24 @@ def _take_over(lock: Path, owner) -> None:
     aside.unlink(missing_ok=True)
 
 
+def _busy(path: str | Path, lock: Path, owner) -> RunFileBusy:
+    who = f"process {owner[0]} on {owner[1]}" if owner else "another process"
+    return RunFileBusy(
+        f"run file {str(path)!r} is being written by {who} (lock {str(lock)!r}); wait "
+        "for it to finish, or remove the lock file if that process is gone"
+    )
+
+
+def check_free(path: str | Path) -> None:
+    """Raise :class:`RunFileBusy` if a live process holds the writer lock of ``path`` (a check
+    before any other, so a second writer learns at once why it is refused)."""
+    lock = lock_path(path)
+    if lock.exists():
+        owner = _lock_owner(lock)
+        if not _stale(lock, owner):
+            raise _busy(path, lock, owner)
+
+
 @contextlib.contextmanager
 def writer_lock(path: str | Path) -> Iterator[Path]:
     """Hold the exclusive writer lock of the run file ``path`` for the ``with`` block.
@@ -159,11 +177,7 @@ def writer_lock(path: str | Path) -> Iterator[Path]:
             if _stale(lock, owner):
                 _take_over(lock, owner)
                 continue
-            who = f"process {owner[0]} on {owner[1]}" if owner else "another process"
-            raise RunFileBusy(
-                f"run file {str(path)!r} is being written by {who} (lock {str(lock)!r}); wait "
-                "for it to finish, or remove the lock file if that process is gone"
-            ) from None
+            raise _busy(path, lock, owner) from None
         with os.fdopen(fd, "w") as f:
             f.write(me + "\n")
         break
@@ -260,7 +274,7 @@ def completed(path: Path) -> list[int]:
 def discard_partial(path: Path) -> None:
     """Delete what an interrupted write left behind (before resuming)."""
     with _open_write(path) as f:
-        group = f["realisations"]
+        group = _group(f, "realisations", path)
         for name in [n for n in group if n.startswith(_PARTIAL)]:
             del group[name]
 

@@ -70,8 +70,8 @@ def check_simulation(config) -> None:
     steps = config.t_omega_max / config.step
     if config.solver == "boris" and steps > 2**62:
         raise ValueError(
-            f"t_omega_max / dt = {steps:.3g} steps is beyond any run; raise dt or lower "
-            "t_omega_max"
+            f"t_omega_max={config.t_omega_max:g}, dt={config.step:g}: t_omega_max / dt = "
+            f"{steps:.3g} steps is beyond any run; raise dt or lower t_omega_max"
         )
     parts = simulation_bytes(config)
     total = sum(b for _, b in parts.values())
