@@ -87,7 +87,9 @@ def test_tables_given_as_values(extra, needle, folder, capsys):
 @pytest.mark.parametrize(
     ("section", "needle"),
     [("[sampler]\nchains = 'four'", "chains"), ("[sampler]\nseed = -3", "seed"),
-     ("[sampler]\nwarmup = [1]", "warmup"), ("[diagnostics]\nr_hat_max = 'x'", "r_hat_max"),
+     ("[sampler]\nwarmup = [1]", "warmup"),
+     ("[sampler]\nsamples = 1000000000000", "samples=1000000000000 needs about"),
+     ("[diagnostics]\nr_hat_max = 'x'", "r_hat_max"),
      ("[priors]\np = 5", "prior 'p'"), ("[priors]\np = { dist = 'uniform', low = 'a', high = 1 }",
                                         "prior 'p' low")],
 )

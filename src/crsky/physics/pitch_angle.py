@@ -333,6 +333,11 @@ def _check(eps, delta, u, profile, n_eigen=1, degree=DEFAULT_DEGREE, layers=DEFA
     _validate.positive_int("layers", layers)
     if layers < 3:
         raise ValueError(f"layers must be >= 3, got {layers!r}")
+    # dense n x n matrices: H, its eigenvectors, the shifted pencils and bordered systems of
+    # the derivative (one per eigenpair and branch)
+    n = (2 * layers + 4 * max(layers // 2, 2) + 1) * degree + 1
+    _validate.fits_in_memory(f"degree={degree}, layers={layers}, n_eigen={n_eigen}",
+                             8 * n**2 * (4 + 4 * n_eigen), "the eigenproblem's matrices")
     _validate.finite("eps", eps)
     if _validate._concrete(eps) and not EPS_MIN <= float(eps) <= EPS_MAX:
         raise ValueError(f"eps must lie in [{EPS_MIN:g}, {EPS_MAX:g}], got {eps!r}")

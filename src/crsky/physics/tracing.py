@@ -312,6 +312,7 @@ def healpix_directions(nside: int, dtype=None) -> Float[Array, "npix 3"]:
     import healpy as hp
 
     _validate.power_of_two("nside", nside)
+    _validate.fits_in_memory(f"nside={nside}", 4 * 8 * 3 * 12 * nside**2, "the directions")
     vec = np.stack(hp.pix2vec(nside, np.arange(hp.nside2npix(nside))), axis=-1)
     return jnp.asarray(vec, dtype)
 
