@@ -62,10 +62,11 @@ def test_domain_edges_give_finite_results(profile):
 
 
 def test_n_eigen_beyond_the_grid_is_refused_not_padded():
-    """Refused before any compilation. With degree 3, layers 3 at u = 0.9 the grid holds 25
-    positive and about 11 negative eigenvalues (nodes with u + mu > 0 or < 0, less two)."""
-    with pytest.raises(ValueError, match="^n_eigen must be <= .* positive branch"):
-        pitch_angle.solve(2e-3, 1e-4, 0.0, "flat", n_eigen=10_000)
+    """Beyond the grid's size: refused before any compilation. Beyond a branch: refused after
+    the solve instead of padded; with degree 3, layers 3 at u = 0.9 the grid holds 25 positive
+    and about 11 negative eigenvalues (nodes with u + mu > 0 or < 0, less two)."""
+    with pytest.raises(ValueError, match="^n_eigen must be <= 223, more than"):
+        pitch_angle.solve(2e-3, 1e-4, 0.0, "flat", n_eigen=10_000)  # before any compilation
     with pytest.raises(ValueError, match="^n_eigen must be <= .* negative branch"):
         pitch_angle.solve(2e-3, 1e-4, 0.9, "flat", n_eigen=20, negative=True, degree=3, layers=3)
 

@@ -336,6 +336,11 @@ def _check(eps, delta, u, profile, n_eigen=1, degree=DEFAULT_DEGREE, layers=DEFA
     # dense n x n matrices: H, its eigenvectors, the shifted pencils and bordered systems of
     # the derivative (one per eigenpair and branch)
     n = (2 * layers + 4 * max(layers // 2, 2) + 1) * degree + 1
+    if n_eigen > n - 3:  # a branch holds at most n − 3 (exact count after the solve)
+        raise ValueError(
+            f"n_eigen must be <= {n - 3}, more than the eigenvalues a branch of this grid "
+            f"(degree={degree}, layers={layers}) holds, got {n_eigen}"
+        )
     _validate.fits_in_memory(f"degree={degree}, layers={layers}, n_eigen={n_eigen}",
                              8 * n**2 * (4 + 4 * n_eigen), "the eigenproblem's matrices")
     _validate.finite("eps", eps)
@@ -347,22 +352,21 @@ def _check(eps, delta, u, profile, n_eigen=1, degree=DEFAULT_DEGREE, layers=DEFA
     _validate.open_interval("u", u, -1.0, 1.0)
 
 
-def _check_available(eps, delta, u, profile, n_eigen, negative, degree, layers, mesh_profile):
-    """Refuse ``n_eigen`` beyond the eigenvalues the grid holds on a branch (concrete inputs).
+def _check_available(counts, n_eigen: int, negative: bool, degree: int, layers: int) -> None:
+    """Refuse ``n_eigen`` beyond the eigenvalues the grid holds on a branch.
 
-    ``H = G W⁻¹ Gᵀ`` has at least (number of nodes with u + μ > 0) − 1 positive eigenvalues
-    (Sylvester's law of inertia on a subspace of codimension 1), one of which may be the zero
-    mode; likewise for the negative branch.
+    ``counts``: the nodes with ``u + μ > 0`` and ``< 0``. ``H = G W⁻¹ Gᵀ`` has at least (nodes
+    with u + μ > 0) − 1 positive eigenvalues (Sylvester's law of inertia on a subspace of
+    codimension 1), one of which may be the zero mode; likewise for the negative branch.
     """
-    ops = _discretise(eps, delta, u, profile, mesh_profile, degree, layers)
-    w = np.asarray(ops.w)
-    counts = {"positive": int(np.sum(w > 0)) - 2}
+    n_pos, n_neg = (int(c) for c in np.asarray(counts))
+    available = {"positive": n_pos - 2}
     if negative:
-        counts["negative"] = int(np.sum(w < 0)) - 2
-    for branch, available in counts.items():
-        if n_eigen > available:
+        available["negative"] = n_neg - 2
+    for branch, count in available.items():
+        if n_eigen > count:
             raise ValueError(
-                f"n_eigen must be <= {available}, the eigenvalues of the {branch} branch on this "
+                f"n_eigen must be <= {count}, the eigenvalues of the {branch} branch on this "
                 f"grid (degree={degree}, layers={layers}), got {n_eigen}"
             )
 
@@ -376,10 +380,11 @@ def _discretise(eps, delta, u, profile, mesh_profile, degree, layers) -> _Operat
 def _solve(eps, delta, u, profile, n_eigen, negative, degree, layers, mesh_profile):
     ops = _discretise(eps, delta, u, profile, mesh_profile, degree, layers)
     lam, psi = _eigenpairs(ops.g, ops.w, ops.m, n_eigen, (1, -1) if negative else (1,))
+    counts = jnp.stack([jnp.sum(ops.w > 0), jnp.sum(ops.w < 0)])  # nodes on each branch's side
     if negative:
         return EigenSolution(lam[:n_eigen], psi[:n_eigen], ops.mu, ops.m, lam[n_eigen:],
-                             psi[n_eigen:], degree)
-    return EigenSolution(lam, psi, ops.mu, ops.m, None, None, degree)
+                             psi[n_eigen:], degree), counts
+    return EigenSolution(lam, psi, ops.mu, ops.m, None, None, degree), counts
 
 
 def solve(
@@ -423,9 +428,10 @@ def solve(
         _validate.one_of("mesh_profile", mesh_profile, PROFILES)
     mesh_profile = mesh_profile or profile
     concrete = all(_validate._concrete(v) for v in (eps, delta, u))
-    if concrete:
-        _check_available(eps, delta, u, profile, n_eigen, negative, degree, layers, mesh_profile)
-    sol = _solve(eps, delta, u, profile, n_eigen, bool(negative), degree, layers, mesh_profile)
+    sol, counts = _solve(eps, delta, u, profile, n_eigen, bool(negative), degree, layers,
+                         mesh_profile)
+    if concrete:  # a request beyond the grid would come back padded with repeats
+        _check_available(counts, n_eigen, negative, degree, layers)
     if concrete and not all(
         np.all(np.isfinite(np.asarray(a))) for a in (sol.lambdas, sol.psi, sol.neg_lambdas)
         if a is not None
