@@ -1,6 +1,7 @@
 """``crsky mock``: a mock C_l table from the BGK closure at real sky fractions and noise levels."""
 
 import shlex
+from pathlib import Path
 
 from crsky.cli._common import check_output, print_json
 
