@@ -37,7 +37,6 @@ EIGEN = [
     (["--eps", "2e-3", "--delta", "0", "--profile", "gs"], "delta"),
     (["--eps", "2e-3", "--u", "1"], "u"),
     (["--eps", "2e-3", "--u", "inf"], "u"),
-    (["--eps", "2e-3", "--profile", "round"], "profile"),
 ]
 
 
