@@ -16,5 +16,18 @@ if "xla_cpu_enable_concurrency_optimized_scheduler" not in os.environ.get("XLA_F
     ).strip()
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished run file of 2 realisations at nside 2 (seconds), shared by the tests that
+    only read one; copy it before changing it."""
+    from crsky.pipelines.ensemble import SimulationConfig, run_ensemble
+
+    path = tmp_path_factory.mktemp("tiny_run") / "run.h5"
+    config = SimulationConfig(nside=2, realisations=2, modes=16, t_omega_max=20.0, n_times=4)
+    run_ensemble(config, path, progress=False)
+    return path

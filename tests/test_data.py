@@ -69,7 +69,7 @@ def test_cl_table_errors_name_file_row_column(tmp_path, body, message):
 
 
 def test_cl_table_missing_file(tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         tables.load_cl_table(tmp_path / "nope.csv")
 
 

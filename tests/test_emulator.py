@@ -124,7 +124,7 @@ def test_build_table_from_simulations_round_trips(tmp_path):
     np.testing.assert_allclose(emulator.ratio[..., 0], 1.0)  # Ĉ_1/Ĉ_1
     np.testing.assert_allclose(emulator.error[..., 0], 0.0, atol=1e-12)
     assert np.all(np.asarray(emulator.error[..., 1:]) > 0)
-    with pytest.raises(ValueError, match="exists"):
+    with pytest.raises(FileExistsError, match="exists"):
         build_table(base, [0.5, 1.0], tmp_path / "runs", out, progress=False)
 
 

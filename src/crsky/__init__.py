@@ -18,7 +18,12 @@ Public names (module in brackets):
 - ensembles: ``SimulationConfig``, ``Ensemble`` [io.run]; ``simulate``, ``run_ensemble``
   [pipelines.ensemble]; ``load_run`` (:func:`crsky.io.runfile.load`)
 - analytic models: the modules ``bgk`` (``bgk.cl``, ``bgk.cl_shape``), ``pitch_angle``
-  (``pitch_angle.solve``) and ``beam`` (``beam.observables``) [physics]
+  (``pitch_angle.solve``) and ``beam`` (``beam.observables``, ``beam.predict``,
+  ``beam.source_distance``) [physics]
+- observatories: the module ``observatory`` (``simulation_frame``, ``observe_map``,
+  ``pseudo_cl``, ``mixing_matrix``) [physics]
+- the inverse problem: the module ``inverse`` (``make_problem``, ``fit``, ``fisher_matrix``)
+  [physics]
 - inference: ``models`` (the NumPyro models) [inference.models]; ``run_nuts``,
   ``SamplerConfig`` [inference.sampling]; ``fit_laplace`` [inference.fitting];
   ``load_cl_table`` [io.tables]
@@ -37,7 +42,12 @@ The modules, tier by tier (a tier imports only from the tiers before it):
 - ``pathwise``: C_ℓ of one realisation differentiable in σ and r_L
 - ``bgk``: steady-state C_ℓ of the BGK-like closure
 - ``pitch_angle``: pitch-angle eigenproblem of a CR beam (finite elements)
-- ``beam``: beam observables and unit conversions
+- ``beam``: beam observables, unit conversions and the beam paper's further claims (the knee,
+  energy dependence, source distance, sustainability)
+- ``observatory``: the sky as an experiment sees it: frames, field of view, reference-map
+  filter, Poisson counts, pseudo-C_ℓ and its mixing matrix
+- ``inverse``: the turbulent field inferred from an arrival-direction map (Fourier
+  coefficients, Fisher information, MAP and Laplace fits)
 
 ``crsky.inference``: data, models, posteriors
 
@@ -50,6 +60,7 @@ The modules, tier by tier (a tier imports only from the tiers before it):
 ``crsky.io``: files
 
 - ``run``: the configuration of an ensemble and the ensemble itself
+- ``budget``: memory a run needs, estimated before anything is allocated
 - ``runfile``: HDF5 run files of ensembles (write, resume, load, merge)
 - ``tables``: CSV/TOML tables of data, experiments and emulators
 - ``text``: TOML configurations, CSV tables, JSON-ready values
@@ -63,7 +74,7 @@ The modules, tier by tier (a tier imports only from the tiers before it):
 - ``tabulate``: C_ℓ and emulator tables from ensembles
 - ``inference``: inference run files assembled into models, data and sampler settings
 
-``crsky.plotting``: figures (spectra, sky maps, beam, posterior)
+``crsky.plotting``: figures (spectra, sky maps, beam, posterior, inverse problem)
 
 ``crsky.cli``: the ``crsky`` command, one module per subcommand
 
@@ -100,6 +111,8 @@ _EXPORTS = {
     "bgk": ("crsky.physics.bgk", None),
     "pitch_angle": ("crsky.physics.pitch_angle", None),
     "beam": ("crsky.physics.beam", None),
+    "observatory": ("crsky.physics.observatory", None),
+    "inverse": ("crsky.physics.inverse", None),
     "models": ("crsky.inference.models", None),
     "run_nuts": ("crsky.inference.sampling", "run_nuts"),
     "SamplerConfig": ("crsky.inference.sampling", "SamplerConfig"),

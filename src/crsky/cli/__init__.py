@@ -1,12 +1,14 @@
 """Command line: ``crsky <command> ...``; one module per command.
 
-Every command validates its input before computing; a bad value prints one line naming the
-parameter and exits with code 2.
+Every command validates its input before computing; a bad value, file or path prints one line
+naming it and exits with code 2; Ctrl-C prints one line (what is stored, how to continue) and
+exits with code 130 (``docs/promises.md``).
 """
 
 import argparse
 import importlib
 import os
+import sys
 
 from crsky import __version__
 
@@ -71,5 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from crsky.cli._common import dispatch
 
     configure_cpu_backend()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # for the command that resumes an interrupted run
     return dispatch(args)

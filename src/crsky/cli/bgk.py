@@ -21,11 +21,14 @@ def run(args) -> int:
     import jax.numpy as jnp
 
     from crsky import _validate
-    from crsky.cli._common import print_json
+    from crsky.cli._common import check_finite, print_json
     from crsky.physics import bgk
 
     _validate.open_interval("p", args.p, 0.0, 1.0)
     _validate.positive_int("lmax", args.lmax)
+    # per multipole: ~15 float64 temporaries (Gamma functions, the derivative) and the printed
+    # table as Python floats (4 columns of 40 bytes) and text: about 400 bytes
+    _validate.fits_in_memory(f"lmax={args.lmax}", 400 * args.lmax, "the table of multipoles")
     ell = jnp.arange(1, args.lmax + 1)
 
     def shape(p):
@@ -39,6 +42,7 @@ def run(args) -> int:
         "cl_over_c1": shape(args.p),
         "dcl_over_c1_dp": jax.jacfwd(shape)(args.p),
     }
+    check_finite(summary, f"p={args.p!r}, lmax={args.lmax}")
     if args.json:
         print_json(summary)
     else:

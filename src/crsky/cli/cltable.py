@@ -3,7 +3,6 @@
 import argparse
 import shlex
 import sys
-from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -22,17 +21,18 @@ def register(subparsers) -> None:
     p.add_argument("--ell-max", type=int, default=None, help="largest multipole (default: all)")
     p.add_argument("--t-omega", type=float, default=None,
                    help="saved back-tracking time t*Omega to export (default: the last)")
-    p.add_argument("--out", required=True, help="C_l table to write (must not exist)")
+    p.add_argument("--out", required=True, help="C_l table to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing table")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from crsky.cli._common import check_output
     from crsky.io import runfile
     from crsky.io.tables import write_cl_table
     from crsky.pipelines.tabulate import cl_table_from_run
 
-    if Path(args.out).exists():
-        raise ValueError(f"out {args.out!r} exists; remove it first")
+    check_output("--out", args.out, overwrite=args.overwrite)
     command = "crsky " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     table = cl_table_from_run(runfile.load(args.runfile), args.orientation, args.ell_max,
                               command=command, t_omega=args.t_omega)

@@ -32,7 +32,9 @@ def register(subparsers) -> None:
                    help="report folder; if it exists, the next free <out>-N is used")
     p.add_argument("--quick", action="store_true",
                    help="a smaller configuration (seconds; for tests)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupted=lambda args: (
+        f"the unfinished report is in {getattr(args, 'report', args.out)}; run crsky demo again "
+        "(it writes a new folder)"))
 
 
 def fresh_folder(out: str | Path) -> Path:
@@ -110,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import numpy as np
 
+    from crsky.cli._common import check_output
     from crsky.cli.plot import draw_run
     from crsky.inference.sampling import SamplerConfig, run_nuts, summarize
     from crsky.io import runfile
@@ -122,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
     from crsky.plotting.beam import plot_beam_eigenfunction
     from crsky.plotting.posterior import log_uniform, save_figures
 
+    check_output("--out", args.out, folder=True)
     out = fresh_folder(args.out)
+    args.report = out  # for the interrupt message
     print(f"crsky demo: writing the report to {out}/")
     config = SimulationConfig.load(SIMULATION).replace(**(QUICK if args.quick else {}))
     results = {}

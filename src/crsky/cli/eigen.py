@@ -16,13 +16,12 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("--eps", type=float, required=True,
-                   help="eps = r_g / l. Accepted and validated ranges by profile: matched and "
-                        "gs: 0 < eps < 0.02 (EPS_MAX, peak width b = j1^2 eps / 2 < 0.15; "
-                        "eigenvalues converged to 1e-7 relative for 1e-5 <= eps <= 0.02 at "
-                        "delta = 1e-4); flat: 0 < eps < 1 (D = 1 does not depend on eps, which "
-                        "only places the mesh)")
+                   help="eps = r_g / l, in [1e-10, 0.02] for every profile (EPS_MIN, EPS_MAX: "
+                        "peak width b = j1^2 eps / 2 <= 0.15, and the mesh, graded towards the "
+                        "peak edge also for flat, degenerates below 1e-10); eigenvalues "
+                        "converged to 1e-7 relative for 1e-5 <= eps <= 0.02 at delta = 1e-4")
     p.add_argument("--delta", type=float, default=1e-4,
-                   help="delta = V_A / c; >= 0 (> 0 for gs)")
+                   help="delta = V_A / c, in [0, 1) (gs: (0, 1))")
     p.add_argument("--u", type=float, default=0.0, help="bulk speed in units of c, |u| < 1")
     p.add_argument("--profile", default="matched", choices=PROFILES,
                    help="scattering profile D(mu): flat (D = 1), matched (the beam paper's inner "
@@ -34,7 +33,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import jax
 
-    from crsky.cli._common import print_json
+    from crsky.cli._common import check_finite, print_json
     from crsky.physics import beam, pitch_angle
 
     sol = pitch_angle.solve(args.eps, args.delta, args.u, args.profile, n_eigen=3)
@@ -55,6 +54,8 @@ def run(args) -> int:
         "dlambda1_ddelta": grad[1],
         "dlambda1_du": grad[2],
     }
+    check_finite(summary, f"eps={args.eps!r}, delta={args.delta!r}, u={args.u!r}, "
+                          f"profile={args.profile!r}")
     if args.json:
         print_json(summary)
     else:

@@ -2,7 +2,6 @@
 
 import argparse
 import shlex
-import sys
 
 
 def register(subparsers) -> None:
@@ -24,19 +23,39 @@ def register(subparsers) -> None:
     p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"),
                    help="gradient of the density relative to B0")
     p.add_argument("--out", required=True, help="emulator table to write (CSV)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing table")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupted=interrupted)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """How many realisations the run files in ``--runs`` hold, and the command that continues."""
+    from pathlib import Path
+
+    from crsky.cli._common import command_line
+    from crsky.io import runfile
+
+    stored = 0
+    for path in sorted(Path(args.runs).glob("sigma_*.h5")):
+        try:
+            stored += len(runfile.completed(path))
+        except (OSError, ValueError):
+            continue
+    return (f"{stored} realisations are safely stored in {args.runs}; continue with: "
+            f"{command_line(args.argv)}")
 
 
 def run(args: argparse.Namespace) -> int:
     from crsky import resources
-    from crsky.cli._common import load_toml, toml_key_lines
+    from crsky.cli._common import check_output, load_toml, toml_key_lines
     from crsky.pipelines.ensemble import SimulationConfig
     from crsky.pipelines.tabulate import build_table
 
+    check_output("--out", args.out, overwrite=args.overwrite)
+    check_output("--runs", args.runs, folder=True)
     path = resources.resolve("config", args.config)
     base = SimulationConfig.from_dict(load_toml(path), toml_key_lines(path))
-    command = "crsky " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "crsky " + " ".join(shlex.quote(a) for a in args.argv)
     print(build_table(base, args.sigmas, args.runs, args.out, orientation=args.orientation,
-                      command=command, progress=not args.no_progress))
+                      command=command, progress=not args.no_progress, overwrite=args.overwrite))
     return 0

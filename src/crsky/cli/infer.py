@@ -10,9 +10,8 @@ import os
 import sys
 import time
 from dataclasses import asdict, replace
-from pathlib import Path
 
-from crsky.cli._common import print_json
+from crsky.cli._common import check_output, print_json
 from crsky.pipelines.inference import build, model_kwargs
 
 
@@ -36,7 +35,7 @@ def register(subparsers) -> None:
         p.add_argument(f"--{name}", type=int, help=text)
     p.add_argument("--no-progress", action="store_true",
                    help="hide the NUTS progress bar (shown by default when stderr is a terminal)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupted=lambda args: f"nothing was written to {args.out}")
 
 
 # flags that override the run file's [sampler] table
@@ -56,9 +55,9 @@ def sampler_from_args(sampler, args):
 
 
 def run(args) -> int:
-    out = Path(args.out)
+    out = check_output("--out", args.out, folder=True)
     if out.exists():
-        raise ValueError(f"--out {str(out)!r} already exists; choose a new folder")
+        raise FileExistsError(f"--out {str(out)!r} already exists; choose a new folder")
     setup = build(args.run_file)
     setup["sampler"] = sampler_from_args(setup["sampler"], args)
     progress = not args.no_progress and sys.stderr.isatty()

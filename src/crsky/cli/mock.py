@@ -3,7 +3,7 @@
 import shlex
 from pathlib import Path
 
-from crsky.cli._common import print_json
+from crsky.cli._common import check_output, print_json
 
 
 def register(subparsers) -> None:
@@ -48,9 +48,7 @@ def run(args) -> int:
     from crsky.inference.data import find_experiment, mock_cl_table
     from crsky.io.tables import load_experiments, write_cl_table
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise ValueError(f"--out {str(out)!r} exists; pass --overwrite to replace it")
+    out = check_output("--out", args.out, overwrite=args.overwrite)
     experiments = load_experiments(resources.resolve("data", args.experiments))
     if args.experiment:
         return _observed(args, out, [find_experiment(experiments, n) for n in args.experiment])

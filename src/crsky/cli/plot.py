@@ -22,27 +22,46 @@ def register(subparsers) -> None:
                    help="gradient of the map")
     p.add_argument("--fits", action="store_true",
                    help="also write the dI map as a HEALPix FITS file (RING, for healpy)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace figures already in the output folder")
     p.set_defaults(func=run)
 
 
+FIGURES = ("fig2_spectrum_vs_time.png", "fig3_spectrum_shape.png", "sky_map.png")
+
+
+def check_figures(out: str | Path, fits: bool = False, overwrite: bool = False) -> None:
+    """Refuse (``FileExistsError``) to replace figures already in ``out`` unless ``overwrite``."""
+    names = FIGURES + (("sky_map.fits",) if fits else ())
+    existing = [name for name in names if (Path(out) / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{str(Path(out) / existing[0])!r} exists; pass --overwrite to replace the figures"
+        )
+
+
 def draw(runfile_path: str | Path, out: str | Path, realisation: int = 0,
-         orientation: str = "parallel", fits: bool = False) -> dict[str, Path]:
+         orientation: str = "parallel", fits: bool = False,
+         overwrite: bool = False) -> dict[str, Path]:
     """Load a run file and :func:`draw_run` it."""
     from crsky.io import runfile
 
+    check_figures(out, fits, overwrite)
     run = runfile.load(runfile_path)
     if not len(run):
         raise ValueError(f"runfile {str(runfile_path)!r} holds no finished realisation")
-    return draw_run(run, out, realisation, orientation, fits)
+    return draw_run(run, out, realisation, orientation, fits, overwrite=overwrite)
 
 
 def draw_run(run, out: str | Path, realisation: int = 0, orientation: str = "parallel",
-             fits: bool = False, stats: dict | None = None) -> dict[str, Path]:
+             fits: bool = False, stats: dict | None = None, *,
+             overwrite: bool = False) -> dict[str, Path]:
     """Write ``fig2_spectrum_vs_time.png``, ``fig3_spectrum_shape.png``, ``sky_map.png`` (and
     with ``fits`` the δI map as ``sky_map.fits``, RING ordering, unit |∇n|/n = 1/Lc, its header
     described by :func:`fits_header`) of an :class:`crsky.io.run.Ensemble` (simulated or
     loaded). ``stats``: ``{orientation: run.statistics(orientation)}`` for both orientations,
-    if the caller has it already (computed here otherwise)."""
+    if the caller has it already (computed here otherwise). Existing figures in ``out`` are
+    replaced only with ``overwrite`` (``FileExistsError`` before any drawing otherwise)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,6 +86,7 @@ def draw_run(run, out: str | Path, realisation: int = 0, orientation: str = "par
             f"(Ensemble.statistics of the run), got keys {sorted(stats)}"
         )
     out = Path(out)
+    check_figures(out, fits, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     stats = {o: run.statistics(o) for o in sky.ORIENTATIONS} if stats is None else stats
     maps = run.arrays["maps_last"][list(indices).index(realisation)]
@@ -124,7 +144,12 @@ def fits_header(run, realisation: int, orientation: str, gradient) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crsky.cli._common import check_output
+
     out = args.out or Path(args.runfile).with_suffix("").as_posix() + "-plots"
-    for path in draw(args.runfile, out, args.realisation, args.orientation, args.fits).values():
+    check_output("--out", out, folder=True)
+    paths = draw(args.runfile, out, args.realisation, args.orientation, args.fits,
+                 overwrite=args.overwrite)
+    for path in paths.values():
         print(path)
     return 0

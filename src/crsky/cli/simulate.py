@@ -4,7 +4,13 @@ import argparse
 import sys
 
 from crsky import resources
-from crsky.cli._common import load_toml, print_json, toml_key_lines
+from crsky.cli._common import (
+    check_output,
+    interrupted_run,
+    load_toml,
+    print_json,
+    toml_key_lines,
+)
 
 # flag -> (SimulationConfig field, type, help, default as help shows it). Flags override the
 # TOML config; the defaults are SimulationConfig's (tests/test_cli_help.py compares them).
@@ -64,7 +70,7 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run file")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupted=lambda args: interrupted_run(args.out, args.argv))
 
 
 def config_from_args(args: argparse.Namespace):
@@ -106,8 +112,11 @@ def json_summary(summary: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crsky.io import runfile
     from crsky.pipelines.ensemble import run_ensemble
 
+    runfile.check_free(args.out)
+    check_output("--out", args.out, overwrite=args.overwrite, exist_ok=args.resume)
     config = config_from_args(args)
     summary = json_summary(run_ensemble(
         config, args.out, resume=args.resume, overwrite=args.overwrite,

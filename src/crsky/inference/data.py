@@ -221,6 +221,13 @@ def mock_cl_table(
     _validate.open_interval("p", p, 0.0, 1.0)
     _validate.positive("q1", q1)
     _validate.positive_int("ell_min", ell_min)
+    _validate.non_negative_int("seed", seed)
+    if not experiments:
+        raise ValueError("experiments must hold at least one experiment, got none")
+    rows = sum(max(0, exp.ell_max - ell_min + 1) for exp in experiments)
+    # ~12 float64 columns and temporaries per row
+    _validate.fits_in_memory(f"ell_max={max(exp.ell_max for exp in experiments)}", 100 * rows,
+                             "the mock table's rows")
     rng = np.random.default_rng(seed)
     cols = {c: [] for c in CL_COLUMNS}
     for exp in experiments:
@@ -241,6 +248,10 @@ def mock_cl_table(
         cols["experiment"].append(np.full(ell.size, exp.name))
         cols["f_sky"].append(np.full(ell.size, exp.f_sky))
         cols["noise"].append(np.full(ell.size, exp.noise))
+    for name in ("cl", "error"):
+        if not all(np.all(np.isfinite(v)) for v in cols[name]):
+            raise ValueError(f"q1={q1!r}, p={p!r}: the mock {name} overflows (not finite); "
+                             "choose a smaller q1")
     header = {"mock": "true", "truth": f"p={p!r}, q1={q1!r}", "seed": str(seed)}
     return ClTable(**{c: np.concatenate(v) for c, v in cols.items()}, meta=header | (meta or {}))
 

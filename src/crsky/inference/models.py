@@ -305,13 +305,23 @@ def spectrum_data(table: ClTable, ell_min: int, ell_max: int, experiments=None) 
     """Select rows ``ell_min <= l <= ell_max`` (and the named ``experiments``, default all).
 
     ``ValueError`` if ``ell_min < 1`` (the closure models ``l >= 1``), ``ell_max < ell_min``, the
-    range reaches beyond the selected experiments' multipoles, an experiment is not in the table,
-    or a selected experiment has fewer than 2 rows in range.
+    range reaches beyond the selected experiments' multipoles, ``experiments`` is not a list of
+    names (a single string is refused, not read letter by letter), an experiment is not in the
+    table, or a selected experiment has fewer than 2 rows in range.
     """
     _validate.positive_int("ell_min", ell_min)
     _validate.positive_int("ell_max", ell_max)
     if ell_max < ell_min:
         raise ValueError(f"ell_max={ell_max} must be >= ell_min={ell_min}")
+    if isinstance(experiments, str) or not (
+        experiments is None or isinstance(experiments, list | tuple)
+        and all(isinstance(e, str) for e in experiments)
+    ):
+        example = f" such as [{experiments!r}]" if isinstance(experiments, str) else ""
+        raise ValueError(f"experiments must be a list of experiment names{example}, got "
+                         f"{experiments!r}")
+    if experiments is not None and not experiments:
+        raise ValueError("experiments must name at least one experiment, got []")
     experiments = tuple(experiments or table.experiments)
     for name in experiments:
         if name not in table.experiments:

@@ -36,6 +36,9 @@ class SamplerConfig:
             _validate.positive_int(name, getattr(self, name))
         _validate.non_negative_int("seed", self.seed)
         _validate.open_interval("target_accept", self.target_accept, 0.0, 1.0)
+        # kept draws: every parameter and sampler statistic (~32 float64 per draw)
+        _validate.fits_in_memory(f"chains={self.chains}, samples={self.samples}",
+                                 256 * self.chains * self.samples, "the posterior draws")
 
 
 @dataclass(frozen=True)

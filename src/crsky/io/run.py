@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from crsky import _validate, resources
+from crsky.io import budget
 from crsky.io.text import load_toml, toml_key_lines
 from crsky.physics import sky
 from crsky.physics.anisotropy import SUMMARY_KEYS, SpectrumStatistics, ensemble_statistics
@@ -131,6 +132,7 @@ class SimulationConfig:
                 f"ell_max must be <= 3 nside - 1 = {3 * self.nside - 1}, got {self.ell_max}"
             )
         _validate.one_of("spectra_method", self.spectra_method, ("jax", "healpy"))
+        budget.check_simulation(self)  # refuse what cannot fit in memory, naming the cause
 
     @property
     def sigma(self) -> float:

@@ -22,15 +22,24 @@ Every dataset of a known name carries a ``unit`` attribute (:data:`UNITS`; ``"1"
 dimensionless), as ``h5py`` users read it: ``f["t_omega"].attrs["unit"]``.
 
 A realisation is written under a temporary name and renamed into place only when complete, with
-the file open just for that write. An interrupted run (Ctrl-C, kill -9) therefore leaves only
-whole realisations (a stray ``_partial`` group is discarded on resume) and resumes by index, so
-none is lost or duplicated.
+the file open just for that write (Ctrl-C is held back during it). An interrupted run (Ctrl-C,
+kill -9) therefore leaves only whole realisations (a stray ``_partial`` group is discarded on
+resume) and resumes by index, so none is lost or duplicated.
+
+One writer at a time: :func:`writer_lock` holds the lock file ``<run file>.lock`` (the owner's
+PID and host) for the whole run; a second writer is refused at once with :class:`RunFileBusy`.
+Readers take no lock and never wait.
 """
 
+import contextlib
 import datetime
 import json
+import os
+import signal
+import socket
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import h5py
@@ -77,9 +86,140 @@ def create(path: Path, config: dict, t_omega: np.ndarray, directions: np.ndarray
         f.create_group("realisations")
 
 
+class RunFileBusy(OSError):
+    """Another process holds the writer lock of a run file."""
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock file of the run file ``path``: ``<path>.lock`` next to it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def _lock_owner(lock: Path) -> tuple[int, str] | None:
+    """(PID, host) written in a lock file, or None while it is being written or unreadable."""
+    try:
+        pid, host = lock.read_text().split()[:2]
+        return int(pid), host
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _stale(lock: Path, owner: tuple[int, str] | None) -> bool:
+    """A lock left by a dead process on this host (or never finished, older than 10 s)."""
+    if owner is None:
+        try:
+            return time.time() - lock.stat().st_mtime > 10.0
+        except FileNotFoundError:
+            return True
+    pid, host = owner
+    return host == socket.gethostname() and not _alive(pid)
+
+
+def _take_over(lock: Path, owner) -> None:
+    """Remove a stale lock, unless another process replaced it meanwhile (then restore it)."""
+    aside = lock.with_name(f"{lock.name}.{os.getpid()}.stale")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    if _lock_owner(aside) != owner:  # we moved a fresh lock: put it back, it wins
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, lock)
+    aside.unlink(missing_ok=True)
+
+
+def _busy(path: str | Path, lock: Path, owner) -> RunFileBusy:
+    who = f"process {owner[0]} on {owner[1]}" if owner else "another process"
+    return RunFileBusy(
+        f"run file {str(path)!r} is being written by {who} (lock {str(lock)!r}); wait "
+        "for it to finish, or remove the lock file if that process is gone"
+    )
+
+
+def check_free(path: str | Path) -> None:
+    """Raise :class:`RunFileBusy` if a live process holds the writer lock of ``path`` (a check
+    before any other, so a second writer learns at once why it is refused)."""
+    lock = lock_path(path)
+    if lock.exists():
+        owner = _lock_owner(lock)
+        if not _stale(lock, owner):
+            raise _busy(path, lock, owner)
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | Path) -> Iterator[Path]:
+    """Hold the exclusive writer lock of the run file ``path`` for the ``with`` block.
+
+    The lock is the file ``<path>.lock``, created atomically (``O_EXCL``) with this process's
+    PID and host, and removed on exit (also on Ctrl-C and exceptions). A lock whose process is
+    gone (same host, dead PID) is stale and taken over. Raises :class:`RunFileBusy` naming the
+    owner when another live process holds it, ``FileNotFoundError``/``PermissionError`` when
+    the folder is missing or not writable. Yields the lock file's path.
+    """
+    lock = lock_path(path)
+    me = f"{os.getpid()} {socket.gethostname()}"
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if _stale(lock, owner):
+                _take_over(lock, owner)
+                continue
+            raise _busy(path, lock, owner) from None
+        with os.fdopen(fd, "w") as f:
+            f.write(me + "\n")
+        break
+    else:
+        raise RunFileBusy(f"run file {str(path)!r}: could not take its lock {str(lock)!r}")
+    try:
+        yield lock
+    finally:
+        if _lock_owner(lock) == (os.getpid(), socket.gethostname()):
+            lock.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold back SIGINT (Ctrl-C) for the block; it is delivered when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _open_read(path: Path) -> h5py.File:
-    # Readers take no HDF5 lock, so inspecting a run file never blocks a running writer.
-    return h5py.File(path, "r", locking=False)
+    """Open for reading; a missing, unreadable or non-HDF5 file names ``path``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"run file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"run file {str(path)!r} is a folder, not a file")
+    try:
+        # Readers take no HDF5 lock, so inspecting a run file never blocks a running writer.
+        return h5py.File(path, "r", locking=False)
+    except PermissionError:
+        raise PermissionError(f"run file {str(path)!r} is not readable") from None
+    except OSError:
+        raise ValueError(
+            f"run file {str(path)!r} is not a readable HDF5 file (truncated, damaged or another "
+            "format)"
+        ) from None
 
 
 def _open_write(path: Path, patience: float = 60.0) -> h5py.File:
@@ -99,7 +239,20 @@ def read_config(path: Path) -> dict:
     with _open_read(path) as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"{str(path)!r} is not a crsky run file")
-        return json.loads(f.attrs["config"])
+        try:
+            return json.loads(f.attrs["config"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"run file {str(path)!r} has no readable 'config' attribute") from None
+
+
+def _group(f: h5py.File, name: str, path: Path):
+    """``f[name]``, or a ``ValueError`` naming the file and the missing dataset or group."""
+    try:
+        return f[name]
+    except KeyError:
+        raise ValueError(
+            f"run file {str(path)!r} has no {name!r} (damaged or incomplete)"
+        ) from None
 
 
 def update_config(path: Path, config: dict) -> None:
@@ -114,13 +267,14 @@ def update_config(path: Path, config: dict) -> None:
 def completed(path: Path) -> list[int]:
     """Indices of the realisations stored complete in ``path``."""
     with _open_read(path) as f:
-        return sorted(int(name[1:]) for name in f["realisations"] if name.startswith("r"))
+        group = _group(f, "realisations", path)
+        return sorted(int(name[1:]) for name in group if name.startswith("r"))
 
 
 def discard_partial(path: Path) -> None:
     """Delete what an interrupted write left behind (before resuming)."""
     with _open_write(path) as f:
-        group = f["realisations"]
+        group = _group(f, "realisations", path)
         for name in [n for n in group if n.startswith(_PARTIAL)]:
             del group[name]
 
@@ -130,7 +284,7 @@ def write_realisation(path: Path, index: int, arrays: dict, attrs: dict) -> None
 
     ``arrays`` maps dataset paths (``"modes/k"``, ``"r_mean"``, ...) to arrays.
     """
-    with _open_write(path) as f:
+    with _interrupts_held(), _open_write(path) as f:
         group = f["realisations"]
         tmp = f"{_PARTIAL}{index:05d}"
         if tmp in group:
@@ -160,11 +314,17 @@ def load(path: str | Path, names: tuple[str, ...] | None = None) -> Ensemble:
         the :class:`~crsky.io.run.Ensemble` of the realisations stored complete.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"run file {str(path)!r} does not exist")
     config = SimulationConfig.from_dict(read_config(path))
+    try:
+        return _load(path, config, names)
+    except OSError as exc:  # HDF5 read errors inside a damaged file
+        raise ValueError(f"run file {str(path)!r} cannot be read ({exc}); it is damaged or "
+                         "truncated") from None
+
+
+def _load(path: Path, config: SimulationConfig, names: tuple[str, ...] | None) -> Ensemble:
     with _open_read(path) as f:
-        group = f["realisations"]
+        group = _group(f, "realisations", path)
         keys = sorted(n for n in group if not n.startswith(_PARTIAL))
         arrays, attrs = {}, {}
         if keys:
@@ -175,12 +335,12 @@ def load(path: str | Path, names: tuple[str, ...] | None = None) -> Ensemble:
             for name in names or tuple(n for n in available if n not in ("r", "p")):
                 if name not in available:
                     raise ValueError(f"run file {str(path)!r} has no dataset {name!r}")
-                arrays[name] = np.stack([group[k][name][()] for k in keys])
+                arrays[name] = np.stack([_group(group[k], name, path)[()] for k in keys])
             attrs = {a: np.array([group[k].attrs[a] for k in keys]) for a in group[keys[0]].attrs}
         return Ensemble(
             config=config,
-            t_omega=f["t_omega"][()],
-            directions=f["directions"][()],
+            t_omega=_group(f, "t_omega", path)[()],
+            directions=_group(f, "directions", path)[()],
             indices=np.array([int(k[1:]) for k in keys], dtype=int),
             arrays=arrays,
             attrs=attrs,

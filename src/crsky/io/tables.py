@@ -87,9 +87,19 @@ def load_beam_observations(path: str | Path) -> BeamObservations:
         entry = table.get(key)
         if not isinstance(entry, dict) or "value" not in entry or "source" not in entry:
             raise ValueError(f"{path}: [{key}] needs 'value' and 'source'")
-        _validate.positive(f"{path}: {key}.value", entry["value"])
+        if key == "energy_tev":
+            value = entry["value"]
+            if not (isinstance(value, list) and len(value) == 2):
+                raise ValueError(
+                    f"{path}: energy_tev.value must be a list [low, high] of two numbers, got "
+                    f"{value!r}"
+                )
+            _validate.positive(f"{path}: energy_tev.value", value)
+        else:
+            _validate.number(f"{path}: {key}.value", entry["value"])
+            _validate.positive(f"{path}: {key}.value", entry["value"])
         values[key], sources[key] = entry["value"], str(entry["source"])
-    low, high = (float(v) for v in np.atleast_1d(values["energy_tev"]))
+    low, high = (float(v) for v in values["energy_tev"])
     if not low < high:
         raise ValueError(f"{path}: energy_tev.value must be [low, high] with low < high")
     return BeamObservations(

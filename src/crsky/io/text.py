@@ -20,12 +20,26 @@ def to_builtin(obj):
     return obj
 
 
+def read_text(path: str | Path, what: str) -> str:
+    """The text of ``path`` (UTF-8); a missing file, a folder or a binary file raise an error
+    naming ``what`` and the file (``FileNotFoundError``, ``IsADirectoryError``, ``ValueError``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {str(path)!r} is a folder, not a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{what} {str(path)!r} is not a text file (byte {exc.start} is not UTF-8)"
+        ) from None
+
+
 def load_toml(path: str | Path) -> dict:
     """Read a TOML file; a syntax error becomes a ``ValueError`` naming file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
-    text = path.read_text()
+    text = read_text(path, "config file")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -36,7 +50,7 @@ def load_toml(path: str | Path) -> dict:
 def toml_key_lines(path: str | Path) -> dict[str, int]:
     """Line number of each top-level ``key = ...`` in a TOML file (for error messages)."""
     lines = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path, "config file").splitlines(), start=1):
         key, sep, _ = line.partition("=")
         if sep and not line.lstrip().startswith("#"):
             lines.setdefault(key.strip().strip('"'), number)
@@ -56,10 +70,8 @@ def read_table(path: str | Path, what: str) -> tuple[dict, list[str], int, list[
         it does not exist, has no column line or data rows, or a row has the wrong cell count.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{what} {str(path)!r} does not exist")
     meta, columns, columns_line, rows = {}, None, 0, []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(read_text(path, what).splitlines(), start=1):
         text = raw.strip()
         if not text:
             continue

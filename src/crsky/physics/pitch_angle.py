@@ -52,7 +52,15 @@ PROFILES = ("flat", "matched", "gs")
 """Profiles D(μ): ``flat`` D ≡ 1; ``matched`` the paper's inner form; ``gs`` eqs. (3)–(4)."""
 
 EPS_MAX = 0.02
-"""Largest ε accepted for the peaked profiles (peak width b = j1² ε / 2 ≤ 0.15)."""
+"""Largest ε accepted (peak width b = j1² ε / 2 ≤ 0.15; the mesh is graded towards the peak
+edge for every profile, so ``flat`` shares the bound)."""
+
+EPS_MIN = 1e-10
+"""Smallest ε accepted: below it the peak width b = j1² ε / 2 approaches the rounding of μ near
+1 in float64 and the graded mesh degenerates."""
+
+DELTA_MAX = 1.0
+"""``δ = V_A / c`` must stay below 1 (Alfvén waves are slower than light)."""
 
 R_GS = 1e-2
 """The small constant ``r`` of beam paper eq. (4) (the paper: r ~ 1e-2; docs/physics.md (B3))."""
@@ -326,10 +334,40 @@ def _check(eps, delta, u, profile, n_eigen=1, degree=DEFAULT_DEGREE, layers=DEFA
     _validate.positive_int("layers", layers)
     if layers < 3:
         raise ValueError(f"layers must be >= 3, got {layers!r}")
-    eps = _validate.open_interval("eps", eps, 0.0, EPS_MAX if profile != "flat" else 1.0)
+    # dense n x n matrices: H, its eigenvectors, the shifted pencils and bordered systems of
+    # the derivative (one per eigenpair and branch)
+    n = (2 * layers + 4 * max(layers // 2, 2) + 1) * degree + 1
+    if n_eigen > n - 3:  # a branch holds at most n − 3 (exact count after the solve)
+        raise ValueError(
+            f"n_eigen must be <= {n - 3}, more than the eigenvalues a branch of this grid "
+            f"(degree={degree}, layers={layers}) holds, got {n_eigen}"
+        )
+    _validate.fits_in_memory(f"degree={degree}, layers={layers}, n_eigen={n_eigen}",
+                             8 * n**2 * (4 + 4 * n_eigen), "the eigenproblem's matrices")
+    eps = _validate.closed_interval("eps", eps, EPS_MIN, EPS_MAX)
     delta = (_validate.positive if profile == "gs" else _validate.non_negative)("delta", delta)
+    delta = _validate.below("delta", delta, DELTA_MAX, "V_A / c")
     u = _validate.open_interval("u", u, -1.0, 1.0)
     return eps, delta, u
+
+
+def _check_available(counts, n_eigen: int, negative: bool, degree: int, layers: int) -> None:
+    """Refuse ``n_eigen`` beyond the eigenvalues the grid holds on a branch.
+
+    ``counts``: the nodes with ``u + μ > 0`` and ``< 0``. ``H = G W⁻¹ Gᵀ`` has at least (nodes
+    with u + μ > 0) − 1 positive eigenvalues (Sylvester's law of inertia on a subspace of
+    codimension 1), one of which may be the zero mode; likewise for the negative branch.
+    """
+    n_pos, n_neg = (int(c) for c in np.asarray(counts))
+    available = {"positive": n_pos - 2}
+    if negative:
+        available["negative"] = n_neg - 2
+    for branch, count in available.items():
+        if n_eigen > count:
+            raise ValueError(
+                f"n_eigen must be <= {count}, the eigenvalues of the {branch} branch on this "
+                f"grid (degree={degree}, layers={layers}), got {n_eigen}"
+            )
 
 
 def _discretise(eps, delta, u, profile, mesh_profile, degree, layers) -> _Operators:
@@ -341,10 +379,11 @@ def _discretise(eps, delta, u, profile, mesh_profile, degree, layers) -> _Operat
 def _solve(eps, delta, u, profile, n_eigen, negative, degree, layers, mesh_profile):
     ops = _discretise(eps, delta, u, profile, mesh_profile, degree, layers)
     lam, psi = _eigenpairs(ops.g, ops.w, ops.m, n_eigen, (1, -1) if negative else (1,))
+    counts = jnp.stack([jnp.sum(ops.w > 0), jnp.sum(ops.w < 0)])  # nodes on each branch's side
     if negative:
         return EigenSolution(lam[:n_eigen], psi[:n_eigen], ops.mu, ops.m, lam[n_eigen:],
-                             psi[n_eigen:], degree)
-    return EigenSolution(lam, psi, ops.mu, ops.m, None, None, degree)
+                             psi[n_eigen:], degree), counts
+    return EigenSolution(lam, psi, ops.mu, ops.m, None, None, degree), counts
 
 
 def solve(
@@ -362,11 +401,13 @@ def solve(
     """First eigenpairs of beam paper eq. (8) (float64 required: enable ``jax_enable_x64``).
 
     Args:
-        eps: ``ε = r_g / l``, scalar in (0, 1); ≤ ``EPS_MAX`` for the peaked profiles.
-        delta: ``δ = V_A / c``, scalar ≥ 0 (> 0 for ``gs``).
+        eps: ``ε = r_g / l``, scalar in [``EPS_MIN``, ``EPS_MAX``] = [1e-10, 0.02] (every
+            profile: the mesh follows the peak edge).
+        delta: ``δ = V_A / c``, scalar in [0, 1) ((0, 1) for ``gs``).
         u: bulk speed of the scattering centres in units of c, scalar, ``|u| < 1``.
         profile: one of :data:`PROFILES` (see :func:`scattering_profile`).
-        n_eigen: number of eigenpairs per branch.
+        n_eigen: number of eigenpairs per branch, at most the eigenvalues the grid holds on
+            that branch (about half its nodes; more is refused, never padded).
         negative: also return the negative branch.
         degree: odd polynomial degree of the elements (≥ 3).
         layers: elements per graded outer segment (the peaks get ``layers // 2`` per half).
@@ -378,11 +419,24 @@ def solve(
         derivatives are implicit (Hellmann–Feynman and a bordered solve for Ψ).
 
     Raises:
-        ValueError: naming the parameter, for values out of range, non-finite or unknown.
+        ValueError: naming the parameter, for values out of range, non-finite or unknown; and
+            (concrete inputs) when the eigenpairs come out non-finite.
     """
     eps, delta, u = _check(eps, delta, u, profile, n_eigen, degree, layers)
     if mesh_profile is not None:
         _validate.one_of("mesh_profile", mesh_profile, PROFILES)
-    return _solve(
-        eps, delta, u, profile, n_eigen, bool(negative), degree, layers, mesh_profile or profile
-    )
+    mesh_profile = mesh_profile or profile
+    concrete = all(_validate._concrete(v) for v in (eps, delta, u))
+    sol, counts = _solve(eps, delta, u, profile, n_eigen, bool(negative), degree, layers,
+                         mesh_profile)
+    if concrete:  # a request beyond the grid would come back padded with repeats
+        _check_available(counts, n_eigen, negative, degree, layers)
+    if concrete and not all(
+        np.all(np.isfinite(np.asarray(a))) for a in (sol.lambdas, sol.psi, sol.neg_lambdas)
+        if a is not None
+    ):
+        raise ValueError(
+            f"the eigenpairs are not finite for eps={eps!r}, delta={delta!r}, u={u!r}, "
+            f"profile={profile!r}: outside the solver's validated domain"
+        )
+    return sol

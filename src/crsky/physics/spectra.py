@@ -85,13 +85,30 @@ def _legendre_table(cos_theta: np.ndarray, sin_theta: np.ndarray, lmax: int) -> 
     return table
 
 
+def plan_bytes(nside: int, lmax: int) -> int:
+    """Peak bytes of :func:`make_plan` (host temporaries and device copies, float64).
+
+    The Legendre table holds ``(lmax + 1)² (4 nside − 1)`` values, each of ``cos(mφ)`` and
+    ``sin(mφ)`` ``(4 nside − 1) 4 nside (lmax + 1)``; they exist on the host (with about four
+    temporaries of the second kind) and on the device.
+    """
+    rings = 4 * nside - 1
+    legendre = (lmax + 1) ** 2 * rings
+    phases = rings * 4 * nside * (lmax + 1)
+    return 8 * (2 * legendre + 6 * phases)
+
+
 def make_plan(nside: int, lmax: int | None = None) -> SHTPlan:
     """Build the JAX transform kernels for ``nside`` and ``lmax`` (default ``3 nside - 1``).
 
-    Array dtypes follow JAX's default float (float64 only with ``jax_enable_x64``).
+    Array dtypes follow JAX's default float (float64 only with ``jax_enable_x64``). The kernels
+    grow as nside³ (:func:`plan_bytes`); a plan that cannot fit in the available memory is
+    refused before anything is allocated.
     """
     _validate.power_of_two("nside", nside)
     lmax = _check_lmax(lmax, nside)
+    _validate.fits_in_memory(f"nside={nside}, lmax={lmax}", plan_bytes(nside, lmax),
+                             "the spherical-harmonic transform kernels")
     nrings, width = 4 * nside - 1, 4 * nside
     start, count, cos_theta, sin_theta, _ = hp.ringinfo(nside, np.arange(1, nrings + 1))
     slot = np.arange(width)

@@ -20,6 +20,7 @@ Both integrate one :class:`LorentzTerm` (the force as a diffrax term, which also
 field for the Boris rotation).
 """
 
+import math
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
@@ -34,6 +35,8 @@ from crsky import _validate
 from crsky.physics.turbulence import Modes, check_modes, magnetic_field
 
 SOLVERS = ("boris", "tsit5")
+# Largest accepted deviation of |n̂| from 1 for arrival directions (float32 rounding is ~1e-7).
+UNIT_TOLERANCE = 1e-5
 # Field evaluations per step, for throughput figures (Tsit5 is FSAL: 6 new stages per step).
 FIELD_EVALUATIONS_PER_STEP = {"boris": 1, "tsit5": 6}
 
@@ -149,10 +152,37 @@ def default_step(r_larmor: float, lambda_min: float) -> float:
     return float(min(0.1, 0.2 * lambda_min / r_larmor))
 
 
+# Bytes per step of building the Boris grid: linspace, union (concatenation and sort), the
+# masks of the closeness test and the device copy, all float64 or smaller.
+_STEP_GRID_BYTES = 48
+
+
+def step_count(t_omega_max: float, dt: float) -> int:
+    """Steps of size ``dt`` (1/Ω) to reach ``t_omega_max``: the length of the Boris step grid."""
+    return math.ceil(float(t_omega_max) / float(dt) - 1e-9)
+
+
+def check_step_grid(t_omega_max: float, dt: float, names: str = "t_omega / dt") -> int:
+    """Refuse a Boris step grid that cannot fit in memory, before building it; return its steps.
+
+    ``names``: the parameters the user set, for the message (the step count is
+    ``t_omega_max / dt``).
+    """
+    steps = float(t_omega_max) / float(dt)
+    if not math.isfinite(steps) or steps > 2**62:
+        raise ValueError(f"{names}: t_omega_max / dt = {steps:.3g} steps is beyond any run")
+    n = step_count(t_omega_max, dt)
+    _validate.fits_in_memory(
+        f"{names} ({n:.3g} Boris steps of dt = {dt:g} to t_omega = {t_omega_max:g})",
+        _STEP_GRID_BYTES * (n + 1), "the step grid",
+    )
+    return n
+
+
 def _step_grid(t_omega: np.ndarray, dt: float) -> np.ndarray:
     """A uniform grid of step ``dt`` from 0 that also hits every save time exactly."""
     t_end = float(t_omega[-1])
-    n = int(np.ceil(t_end / dt - 1e-9))
+    n = check_step_grid(t_end, dt)
     grid = np.union1d(np.linspace(0.0, n * dt, n + 1), t_omega)
     grid = grid[grid <= t_end]
     # drop grid points closer than dt/100 to a save time, so no step is degenerate
@@ -171,6 +201,14 @@ def validate_backtrack(
     if len(shape) != 2 or shape[-1] != 3:
         raise ValueError(f"directions must have shape (M, 3), got {shape}")
     _validate.finite("directions", directions)
+    if not isinstance(directions, jax.core.Tracer) and shape[0]:
+        norm = np.linalg.norm(np.asarray(directions, dtype=float), axis=-1)
+        worst = int(np.argmax(np.abs(norm - 1.0)))
+        if abs(norm[worst] - 1.0) > UNIT_TOLERANCE:
+            raise ValueError(
+                f"directions must be unit vectors (|n| = 1 to {UNIT_TOLERANCE:g}); row {worst} "
+                f"has |n| = {norm[worst]:.6g}"
+            )
     _validate.increasing("t_omega", t_omega)
     _validate.positive("r_larmor", r_larmor)
     _validate.one_of("solver", solver, SOLVERS)
@@ -199,16 +237,19 @@ def backtrack(
             dtype of the integration (float32 for speed, float64 for precision). R
             realisations stacked along a leading axis (k of shape (R, N, 3)) are back-tracked
             together, all from the same ``directions``.
-        directions: arrival directions n̂, shape (M, 3), unit vectors (e.g. HEALPix pixel centres,
-            :func:`healpix_directions`). The initial momentum is −n̂.
+        directions: arrival directions n̂, shape (M, 3), unit vectors to ``UNIT_TOLERANCE``
+            (e.g. HEALPix pixel centres, :func:`healpix_directions`). The initial momentum is
+            −n̂.
         t_omega: back-tracking times τ = |t|Ω at which r and p̂ are saved, strictly increasing,
             > 0 (numpy array; it fixes the step grid, so it is static under ``jit``).
         r_larmor: Larmor radius in Lc (differentiable).
         solver: ``"boris"`` (fixed step ``dt``) or ``"tsit5"`` (adaptive, ``rtol``/``atol``).
         dt: Boris step in 1/Ω; initial step for Tsit5. Default :func:`default_step` with the
-            modes' shortest wavelength.
+            modes' shortest wavelength. The Boris grid of ``τ_max / dt`` steps must fit in
+            memory (:func:`check_step_grid`; refused before it is built).
         rtol, atol: Tsit5 tolerances (positions in Lc, momenta dimensionless).
-        max_steps: Tsit5 step limit per trajectory (default ``max(4096, 400 τ_max / (dt or 1))``).
+        max_steps: Tsit5 step limit per trajectory (default ``max(4096, 400 τ_max / dt)``, at
+            most 2³¹ − 1).
 
     Returns:
         :class:`Trajectories` with r, p̂ of shape (n_times, M, 3); for stacked modes every
@@ -242,7 +283,7 @@ def backtrack(
             solver=diffrax.Tsit5(),
             dt0=jnp.asarray(dt, dtype),
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            max_steps=max_steps or max(4096, int(400 * t_save[-1] / dt)),
+            max_steps=max_steps or int(min(max(4096, 400 * t_save[-1] / dt), 2**31 - 1)),
         )
 
     directions = jnp.asarray(directions)
@@ -289,6 +330,7 @@ def healpix_directions(nside: int, dtype=None) -> Float[Array, "npix 3"]:
     import healpy as hp
 
     _validate.power_of_two("nside", nside)
+    _validate.fits_in_memory(f"nside={nside}", 4 * 8 * 3 * 12 * nside**2, "the directions")
     vec = np.stack(hp.pix2vec(nside, np.arange(hp.nside2npix(nside))), axis=-1)
     return jnp.asarray(vec, dtype)
 
@@ -298,6 +340,7 @@ def log_times(t_omega_max: float, n_times: int, t_omega_min: float = 1.0) -> np.
     _validate.positive("t_omega_min", t_omega_min)
     _validate.positive("t_omega_max", t_omega_max)
     _validate.positive_int("n_times", n_times)
+    _validate.fits_in_memory(f"n_times={n_times}", 24 * n_times, "the saved times")
     if t_omega_min >= t_omega_max and n_times > 1:
         raise ValueError(
             f"t_omega_min ({t_omega_min}) must be < t_omega_max ({t_omega_max})"

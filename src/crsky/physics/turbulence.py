@@ -24,6 +24,9 @@ from jaxtyping import Array, Float
 from crsky import _validate
 
 KOLMOGOROV_GAMMA = 11.0 / 3.0
+# Peak bytes per plane wave of sample_modes: about 25 float64 values (k, δB, β and the random
+# numbers, directions and polarisation basis they are built from).
+MODE_BYTES = 200
 
 
 class Modes(eqx.Module):
@@ -91,6 +94,8 @@ class TurbulenceSpectrum(eqx.Module):
 
     def __check_init__(self):
         _validate.positive_int("n_modes", self.n_modes)
+        _validate.fits_in_memory(f"n_modes={self.n_modes}", MODE_BYTES * self.n_modes,
+                                 "the plane waves")
         _validate.non_negative("sigma", self.sigma)
         validate_scales(self.lambda_min, self.lambda_max, self.lc, self.gamma)
 

@@ -11,8 +11,9 @@ One loop computes the realisations; :func:`simulate` keeps them in an
 (read back by :func:`crsky.io.runfile.load`, the same ``Ensemble``).
 """
 
+import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import jax
@@ -135,26 +136,28 @@ def _tracer(config: SimulationConfig, batch: int):
 
 
 def _compute(
-    config: SimulationConfig, todo: Sequence[int], *, progress: bool, timing: dict
+    config: SimulationConfig, todo: Iterable[int], n_todo: int, *, progress: bool, timing: dict
 ) -> Iterator[tuple[int, dict, dict]]:
-    """The one loop over realisations: yields ``(index, arrays, attrs)`` of each realisation of
-    ``todo`` as soon as its call ends (``config.realisations_per_call`` per call).
+    """The one loop over realisations: yields ``(index, arrays, attrs)`` of each of the
+    ``n_todo`` realisations of ``todo`` as soon as its call ends
+    (``config.realisations_per_call`` per call). ``todo`` is consumed lazily, so a run of any
+    length needs memory for one call only.
 
     ``timing`` receives ``compile_seconds``, ``tracing_seconds`` (back-tracking alone) and
     ``steps`` (trajectory-steps) of the realisations yielded so far.
     """
     config.check_dtype()
     timing |= {"compile_seconds": 0.0, "tracing_seconds": 0.0, "steps": 0}
-    if not todo:
+    if not n_todo:
         return
     directions = np.asarray(healpix_directions(config.nside))
-    per_call, todo = config.realisations_per_call, list(todo)
-    batches = [todo[lo : lo + per_call] for lo in range(0, len(todo), per_call)]
+    per_call, todo = config.realisations_per_call, iter(todo)
+    batches = iter(lambda: list(itertools.islice(todo, per_call)), [])
     trace, timing["compile_seconds"] = _tracer(config, per_call)
     # the JAX transform's kernels are built once per run (healpy needs none)
     plan = (spectra.make_plan(config.nside, config.lmax_spectra)
             if config.spectra_method == "jax" else None)
-    with tqdm(total=len(todo), desc="realisations", unit="real", disable=not progress) as bar:
+    with tqdm(total=n_todo, desc="realisations", unit="real", disable=not progress) as bar:
         for batch in batches:
             # every call has per_call realisations (a short last batch repeats its last one,
             # discarded), so realisation i gets the same program, hence the same rounding,
@@ -187,8 +190,8 @@ def simulate(config: SimulationConfig, *, progress: bool = True) -> Ensemble:
     """
     if not isinstance(config, SimulationConfig):
         raise ValueError(f"config must be a SimulationConfig, got {type(config).__name__}")
-    todo = list(range(config.realisations))
-    records = list(_compute(config, todo, progress=progress, timing={}))
+    records = list(_compute(config, range(config.realisations), config.realisations,
+                            progress=progress, timing={}))
     directions = np.asarray(healpix_directions(config.nside), np.float64)
     return Ensemble.from_records(config, config.t_omega, directions, records)
 
@@ -220,8 +223,23 @@ def run_ensemble(
         back-tracking alone) and ``mode_evaluations_per_second`` (trajectory-steps × modes ×
         field evaluations per step / tracing seconds), and ``peak_device_bytes`` (the most
         memory in use on one accelerator during the process so far; ``None`` on the CPU).
+
+    The run file has one writer at a time: the whole call holds its lock
+    (:func:`crsky.io.runfile.writer_lock`), and a second writer raises
+    :class:`crsky.io.runfile.RunFileBusy` at once. The realisations to do are streamed, so a
+    run of any length needs memory for one call only.
     """
     out = Path(out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    with runfile.writer_lock(out):
+        return _run_ensemble(config, out, resume=resume, overwrite=overwrite,
+                             progress=progress, indices=indices)
+
+
+def _run_ensemble(config: SimulationConfig, out: Path, *, resume: bool, overwrite: bool,
+                  progress: bool, indices: Sequence[int] | None) -> dict:
+    """:func:`run_ensemble` with the writer lock held."""
     if out.exists() and not (resume or overwrite):
         raise ValueError(
             f"out {str(out)!r} exists: pass --resume to continue it or --overwrite to replace it"
@@ -235,7 +253,6 @@ def run_ensemble(
     if not (resume and out.exists()):
         if out.exists():
             out.unlink()
-        out.parent.mkdir(parents=True, exist_ok=True)
         directions = np.asarray(healpix_directions(config.nside))
         runfile.create(out, config.to_dict(), config.t_omega, directions)
     done = set(runfile.completed(out))
@@ -245,10 +262,13 @@ def run_ensemble(
             out, config.to_dict() | {"realisations": max(config.realisations, held)}
         )
     wanted = range(config.realisations) if indices is None else indices
-    todo = [i for i in wanted if i not in done]
+    # streamed: a billion realisations need no list of a billion indices
+    n_todo = len(wanted) - sum(1 for i in done if i in wanted)
+    todo = (i for i in wanted if i not in done)
     timing = {}
     start = time.perf_counter()
-    for index, arrays, attrs in _compute(config, todo, progress=progress, timing=timing):
+    for index, arrays, attrs in _compute(config, todo, n_todo, progress=progress,
+                                         timing=timing):
         runfile.write_realisation(out, index, arrays, attrs)
     wall = time.perf_counter() - start - timing["compile_seconds"]
     evals = timing["steps"] * config.modes * FIELD_EVALUATIONS_PER_STEP[config.solver]
@@ -258,9 +278,9 @@ def run_ensemble(
     summary["compile_seconds"] = timing["compile_seconds"]
     # figure of merit of the back-tracking alone (spectra and I/O excluded)
     summary["mode_evaluations_per_second"] = (
-        evals / timing["tracing_seconds"] if todo else float("nan")
+        evals / timing["tracing_seconds"] if n_todo else float("nan")
     )
-    summary["realisations_computed"] = len(todo)
+    summary["realisations_computed"] = n_todo
     # the allocator's high-water mark on accelerators (the CPU keeps no such statistics)
     peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices()]
     summary["peak_device_bytes"] = max((b for b in peaks if b is not None), default=None)

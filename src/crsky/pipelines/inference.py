@@ -104,7 +104,25 @@ def build(run_file: str | Path) -> dict:
     run_file = resources.resolve("run_file", run_file)
     config = load_toml(run_file)
     lines = toml_key_lines(run_file)
+    try:
+        return _build(run_file, config, lines)
+    except ValueError as exc:  # every message names the run file
+        text = str(exc)
+        raise ValueError(text if str(run_file) in text else f"{run_file}: {text}") from None
+
+
+def _table(where: str, value, lines: dict, key: str) -> dict:
+    """``value`` must be a TOML table (``[key]`` or ``key = {...}``)."""
+    if not isinstance(value, dict):
+        line = f" (line {lines[key]})" if key in lines else ""
+        raise ValueError(f"{where}: {key!r}{line} must be a table [{key}], got {value!r}")
+    return value
+
+
+def _build(run_file: Path, config: dict, lines: dict) -> dict:
     _check_keys(str(run_file), config, TOP_KEYS, lines)
+    for key in ("data", "priors", "sampler", "diagnostics"):
+        _table(str(run_file), config.get(key, {}), lines, key)
     name = config.get("model")
     if name not in MODELS:
         raise ValueError(f"{run_file}: model must be one of {', '.join(MODELS)}, got {name!r}")
@@ -118,14 +136,21 @@ def build(run_file: str | Path) -> dict:
     def path(key):
         if key not in table:
             raise ValueError(f"{run_file} [data]: missing {key!r}")
+        if not isinstance(table[key], str):
+            raise ValueError(f"{run_file} [data]: {key} must be a file name (a string), got "
+                             f"{table[key]!r}")
         return run_file.parent / table[key]
+
+    for key in ("ell_min", "ell_max", "emulator_degree"):
+        value = table.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{run_file} [data]: {key} must be an integer, got {value!r}")
 
     if name == "beam":
         forward = config.get("forward", "eigen")
         one_of(f"{run_file}: forward", forward, models.BEAM_FORWARDS)
-        beam_data = models.beam_data(
-            load_beam_observations(path("observations")), table.get("log_sigma", {})
-        )
+        log_sigma = _table(f"{run_file} [data]", table.get("log_sigma", {}), {}, "log_sigma")
+        beam_data = models.beam_data(load_beam_observations(path("observations")), log_sigma)
         parameters = models.beam_parameters(beam_data)
         kwargs = {"data": beam_data, "forward": forward}
         model, meta = models.beam_model, {"observations": str(path("observations"))}

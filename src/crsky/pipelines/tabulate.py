@@ -44,7 +44,7 @@ def spectrum_shape(run: Ensemble, orientation: str = "parallel") -> tuple[np.nda
 
 def build_table(
     base, sigmas, runs_dir: str | Path, out: str | Path, *, orientation: str = "parallel",
-    command: str = "", progress: bool = True,
+    command: str = "", progress: bool = True, overwrite: bool = False,
 ) -> Path:
     """Run back-tracking ensembles over a σ grid and write the emulator table ``out``.
 
@@ -54,7 +54,8 @@ def build_table(
         sigmas: turbulence levels σ (increasing, > 0).
         runs_dir: folder for the run files (``sigma_<σ>.h5``); existing ones are resumed, so an
             interrupted build continues where it stopped.
-        out: the CSV table to write (format in the module docstring); must not exist.
+        out: the CSV table to write (format in the module docstring); must not exist unless
+            ``overwrite``. Its folder must exist (checked before any run).
         orientation: gradient orientation of the spectra (``"parallel"``/``"perpendicular"``).
         command: the command line that rebuilds the table (recorded in the header).
 
@@ -66,8 +67,10 @@ def build_table(
     _validate.increasing("sigmas", sigmas)
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
     out, runs_dir = Path(out), Path(runs_dir)
-    if out.exists():
-        raise ValueError(f"out {str(out)!r} exists; remove it first")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"out {str(out)!r} exists; pass overwrite=True to replace it")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"out {str(out)!r}: folder {str(out.parent)!r} does not exist")
     runs_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for sigma in sigmas:

@@ -1,0 +1,76 @@
+"""Hostile input to ``crsky emulator``: output paths are checked before any ensemble runs, the
+overwrite rule, and Ctrl-C reports the stored realisations and the command that continues.
+
+Reference: ``docs/promises.md``.
+"""
+
+import shlex
+import shutil
+
+import pytest
+
+from crsky.cli import main
+
+
+def run_cli(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line(err: str, *needles: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("crsky emulator: error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, err)
+
+
+def argv(runs, out, *extra):
+    return ["emulator", "--config", "emulator", "--sigmas", "0.5", "1.0", "--runs", str(runs),
+            "--out", str(out), "--no-progress", *extra]
+
+
+def test_bad_paths_are_reported_before_any_ensemble(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    cases = [(tmp_path / "runs", tmp_path / "missing" / "t.csv", "does not exist"),
+             (tmp_path / "runs", a_file, "--overwrite"),
+             (tmp_path / "runs", tmp_path, "is a folder"),
+             (a_file, tmp_path / "t.csv", "is a file, not a folder")]
+    for runs, out, needle in cases:
+        code, _, err = run_cli(argv(runs, out), capsys)
+        assert code == 2
+        assert_one_line(err, needle)
+        assert not (tmp_path / "runs").exists()  # no ensemble ran
+    assert a_file.read_text() == "x"
+
+
+@pytest.mark.parametrize(("sigmas", "needle"), [(["1.0", "0.5"], "sigmas"),
+                                                (["-1", "1"], "sigmas")])
+def test_bad_sigma_grid(sigmas, needle, tmp_path, capsys):
+    code, _, err = run_cli(["emulator", "--config", "emulator", "--sigmas", *sigmas, "--runs",
+                            str(tmp_path / "runs"), "--out", str(tmp_path / "t.csv")], capsys)
+    assert code == 2
+    assert_one_line(err, needle)
+
+
+def test_interrupt_names_stored_realisations_and_the_command(tiny_run, tmp_path, capsys,
+                                                             monkeypatch):
+    import crsky.pipelines.tabulate as tabulate
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    shutil.copy(tiny_run, runs / "sigma_0.5.h5")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tabulate, "build_table", interrupted)
+    command = argv(runs, tmp_path / "t.csv")
+    code, _, err = run_cli(command, capsys)
+    assert code == 130
+    assert "Traceback" not in err
+    head, _, again = err.strip().partition("; continue with: ")
+    assert head == f"crsky emulator: interrupted; 2 realisations are safely stored in {runs}"
+    assert shlex.split(again) == ["crsky", *command]
