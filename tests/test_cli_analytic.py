@@ -34,7 +34,7 @@ def test_eigen_json(capsys):
 
 
 def test_bgk_json(capsys):
-    assert main(["bgk", "--p", "0.5", "--lmax", "20", "--json"]) == 0
+    assert main(["bgk", "--p", "0.5", "--ell-max", "20", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ell"] == list(range(1, 21))
     assert len(out["cl"]) == len(out["cl_over_c1"]) == len(out["dcl_over_c1_dp"]) == 20
@@ -55,7 +55,7 @@ def test_bgk_json(capsys):
         (["bgk", "--p", "1.0"], "p"),
         (["bgk", "--p", "-0.5"], "p"),
         (["bgk", "--p", "inf"], "p"),
-        (["bgk", "--p", "0.5", "--lmax", "0"], "lmax"),
+        (["bgk", "--p", "0.5", "--ell-max", "0"], "ell_max"),
     ],
 )
 def test_bad_input_one_line_exit_2(argv, name, capsys):

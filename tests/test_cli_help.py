@@ -47,7 +47,8 @@ def test_eigen_help_states_profiles_and_validated_eps(capsys):
     text = help_text("eigen", capsys)
     assert PROFILES == pitch_angle.PROFILES
     assert "--profile {flat,matched,gs}" in text and "(default: matched)" in text
-    assert f"0 < eps < {pitch_angle.EPS_MAX:g} (EPS_MAX" in text and "flat: 0 < eps < 1" in text
+    assert (f"in [{pitch_angle.EPS_MIN:g}, {pitch_angle.EPS_MAX:g}] for every profile" in text
+            and "(EPS_MIN, EPS_MAX" in text)
     assert "(default: 0.0001)" in text  # --delta
 
 
@@ -55,7 +56,7 @@ def test_eigen_help_states_profiles_and_validated_eps(capsys):
     ("bgk", "(default: 30)"),
     ("plot", "(default: parallel)"),
     ("cltable", "{parallel,perpendicular}"),
-    ("mock", "(default: cl_experiments.toml)"),
+    ("mock", "(default: experiments.toml)"),
     ("demo", "(default: demo-output)"),
     ("infer", "--chains CHAINS"),
 ])

@@ -135,7 +135,7 @@ def test_shipped_configs_are_valid(name):
     [
         (["--nside", "3"], "nside"),
         (["--sigma2", "-1"], "error: sigma2 "),
-        (["--lmin", "200"], "lambda_min"),
+        (["--lambda-min", "200"], "lambda_min"),
         (["--modes", "0"], "error: modes "),
         (["--t-omega-max", "nan"], "t_omega_max"),
         (["--r-larmor", "0"], "r_larmor"),
