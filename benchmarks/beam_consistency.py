@@ -140,7 +140,7 @@ def claims(out):
                             "scattering_length_pc": float(seed.scattering_length_pc),
                             "lambda1": float(seed.lambda1),
                             "mode_separation": float(seed.mode_separation)},
-        # what A_src gives 300 pc at the seed's l, δ, ε: ln(A_src/A_obs) = λ1 L/(c/ν)
+        # what A_src gives 300 pc at the beam paper's l, δ, ε: ln(A_src/A_obs) = λ1 L/(c/ν)
         "a_src_for_300pc": float(1e-3 * np.exp(
             float(seed.lambda1) * 300.0 / float(seed.scattering_length_pc))),
     }
@@ -152,7 +152,7 @@ def claims(out):
         out / "sustainability.png", dpi=110, bbox_inches="tight")
     numbers["sustainability"] = {"p_bmax_tev": p_max,
                                  "threshold_ratio": float(beam.threshold_ratio(1e-4, 4.6))}
-    # first-mode attenuation over energy at the seed's distance for A_src = 1 (l = 1 pc)
+    # first-mode attenuation over energy at the beam paper's distance for A_src = 1 (l = 1 pc)
     att = {f"{e:g}": float(beam.first_mode_attenuation(
         float(seed.distance_pc), 1.0, beam.eps_from_scale(1.0, e, 3.0), 1e-4))
         for e in (0.3, 1.0, 3.0, 10.0, 30.0)}

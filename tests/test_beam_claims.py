@@ -63,7 +63,7 @@ def test_energy_scalings_and_where_they_break():
 
 
 def test_source_distance_against_eq5_by_hand():
-    # the seed's parameters: l = 1 pc, δ = 1e-4, ε = 2.1e-3; A_src = 1 decays to A_obs = 1e-3
+    # the beam paper's parameters: l = 1 pc, δ = 1e-4, ε = 2.1e-3; A_src = 1 decays to A_obs = 1e-3
     eps, delta = 2.1e-3, 1e-4
     length = 6.0 / (delta * np.log(1 / eps) + eps**1.5)  # eq. (5): c/ν_ϑ = 6 l/(δ ln(1/ε) + ε^1.5)
     assert length == pytest.approx(8415, rel=1e-3)

@@ -5,23 +5,13 @@ Reference: ``docs/promises.md`` (one line naming the file or parameter, exit cod
 compute; never replace without ``--overwrite``).
 """
 
+from functools import partial
+
 import pytest
+from hostile import assert_one_line as one_line
+from hostile import run_cli
 
-from crsky.cli import main
-
-
-def run_cli(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("crsky cltable: error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
+assert_one_line = partial(one_line, "cltable")
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00\x01garbage", b"# C_l\nell,cl\n"])

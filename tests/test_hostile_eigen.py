@@ -6,24 +6,9 @@ parameter (exit code 2); no NaN is ever printed with exit code 0.
 """
 
 import pytest
+from hostile import assert_one_line, run_cli
 
-from crsky.cli import main
 from crsky.physics import beam, pitch_angle
-
-
-def run_cli(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(command: str, err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith(f"crsky {command}: error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
-
 
 EIGEN = [
     (["--eps", "1e-300"], "eps"),

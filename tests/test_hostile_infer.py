@@ -5,11 +5,15 @@ Reference: ``docs/promises.md`` (one line naming the run file and key, exit code
 """
 
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pytest
+from hostile import assert_one_line as one_line
+from hostile import run_cli
 
-from crsky.cli import main
+assert_one_line = partial(one_line, "infer")
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECTRUM = """model = "spectrum_p"
@@ -19,20 +23,6 @@ ell_min = 1
 ell_max = 18
 experiments = ["HAWC"]
 """
-
-
-def run_cli(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("crsky infer: error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
 
 
 @pytest.fixture

@@ -4,23 +4,13 @@ binary files, output paths.
 Reference: ``docs/promises.md`` (one line naming the parameter, file and key; exit code 2).
 """
 
+from functools import partial
+
 import pytest
+from hostile import assert_one_line as one_line
+from hostile import run_cli
 
-from crsky.cli import main
-
-
-def run_cli(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("crsky mock: error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
+assert_one_line = partial(one_line, "mock")
 
 
 BASE = ["mock", "--p", "0.5", "--q1", "1e-3", "--seed", "1"]

@@ -5,25 +5,14 @@ Reference: ``docs/promises.md`` (one line naming the file, exit code 2, before a
 """
 
 import shutil
+from functools import partial
 
 import h5py
 import pytest
+from hostile import assert_one_line as one_line
+from hostile import run_cli
 
-from crsky.cli import main
-
-
-def run_cli(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("crsky plot: error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
+assert_one_line = partial(one_line, "plot")
 
 
 @pytest.mark.parametrize(

@@ -14,21 +14,19 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+from hostile import assert_one_line as one_line
+from hostile import run_cli
 
-from crsky.cli import main
 from crsky.io import runfile
+
+assert_one_line = partial(one_line, "simulate")
 
 TINY = ["--nside", "2", "--modes", "16", "--t-omega-max", "20", "--n-times", "4",
         "--no-progress"]
-
-
-def run_cli(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def peak_growth(fn, *args):
@@ -36,14 +34,6 @@ def peak_growth(fn, *args):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     value = fn(*args)
     return value, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
-
-
-def assert_one_line(err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("crsky simulate: error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
 
 
 # Sizes that cannot fit: each must be refused at once, naming the parameter (the estimate is
