@@ -152,7 +152,8 @@ def claims(out):
         out / "sustainability.png", dpi=110, bbox_inches="tight")
     numbers["sustainability"] = {"p_bmax_tev": p_max,
                                  "threshold_ratio": float(beam.threshold_ratio(1e-4, 4.6))}
-    # first-mode attenuation over energy over the distance the beam paper's parameters give for A_src = 1 (l = 1 pc)
+    # first-mode attenuation over energy, over the distance the beam paper's parameters give
+    # for A_src = 1 (l = 1 pc)
     att = {f"{e:g}": float(beam.first_mode_attenuation(
         float(seed.distance_pc), 1.0, beam.eps_from_scale(1.0, e, 3.0), 1e-4))
         for e in (0.3, 1.0, 3.0, 10.0, 30.0)}
