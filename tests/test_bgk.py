@@ -104,7 +104,7 @@ def test_cl_scales_with_amplitude():
         (lambda: bgk.cl_shape(0.5, [0, 1]), "ell"),
         (lambda: bgk.cl_shape(0.5, [1.5]), "ell"),
         (lambda: bgk.cl(0.5, [1], -1.0), "q1"),
-        (lambda: bgk.q1(np.eye(2), np.ones(2)), "k"),
+        (lambda: bgk.q1(np.eye(2), np.ones(2)), "K"),
         (lambda: bgk.q1(np.eye(3), np.array([np.inf, 0, 0])), "grad_n_over_n"),
     ],
 )

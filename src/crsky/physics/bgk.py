@@ -81,19 +81,19 @@ def cl(p, ell, q1, nu0=1.0):
     return q1 / nu0 * cl_shape(p, ell)
 
 
-def q1(k, grad_n_over_n):
+def q1(K, grad_n_over_n):
     """``Q1 = K_ij g_i g_j / (6π)``, ``g = ∇n / n`` (rel.-diffusion paper, below eq. 4.6).
 
     Args:
-        k: diffusion tensor, (3, 3), e.g. in ``Lc²/(Lc/c)`` = ``Lc c``.
+        K: diffusion tensor, (3, 3), e.g. in ``Lc²/(Lc/c)`` = ``Lc c``.
         grad_n_over_n: (3,) logarithmic density gradient, in ``1/Lc``.
 
     Returns:
         Scalar ``Q1`` in ``c / Lc`` (1/time) for the units above.
     """
-    k = _validate.finite("k", k)
+    K = _validate.finite("K", K)
     grad_n_over_n = _validate.finite("grad_n_over_n", grad_n_over_n)
-    k, g = jnp.asarray(k), jnp.asarray(grad_n_over_n)
-    if k.shape != (3, 3) or g.shape != (3,):
-        raise ValueError(f"k must be (3, 3) and grad_n_over_n (3,), got {k.shape}, {g.shape}")
-    return g @ k @ g / (6.0 * jnp.pi)  # Rel.-diffusion paper, eq. (4.6): Q1 = K_ij ∂n ∂n / 6π
+    K, g = jnp.asarray(K), jnp.asarray(grad_n_over_n)
+    if K.shape != (3, 3) or g.shape != (3,):
+        raise ValueError(f"K must be (3, 3) and grad_n_over_n (3,), got {K.shape}, {g.shape}")
+    return g @ K @ g / (6.0 * jnp.pi)  # Rel.-diffusion paper, eq. (4.6): Q1 = K_ij ∂n ∂n / 6π
