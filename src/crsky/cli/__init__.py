@@ -29,12 +29,20 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _UsageError(Exception):
+    """A command line that argparse cannot read (unknown option, bad choice, missing value)."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """Every (sub-)command parser formats its help with :class:`HelpFormatter`."""
+    """Every (sub-)command parser formats its help with :class:`HelpFormatter` and reports a
+    command line it cannot read in one line, as every other bad input (exit code 2)."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_cpu_backend()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as exc:
+        print(" ".join(str(exc).split()), file=sys.stderr)
+        return 2
     args.argv = argv  # for the command that resumes an interrupted run
     return dispatch(args)
