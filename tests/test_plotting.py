@@ -1,6 +1,7 @@
 """crsky.plotting.spectra: the figures build from SpectrumStatistics and save as PNG (no pixel
 reference)."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -89,14 +90,14 @@ def test_figures_are_labelled_for_publication(stats):
         range(2, 10))
     assert r"|\nabla n|/n = 1/L_c" in fig2.axes[0].get_ylabel()
     assert "back-tracking time" in fig2.axes[0].get_xlabel()
-    negative = {k: dict(v) for k, v in stats.items()}
-    negative["parallel"]["cl_hat"] = stats["parallel"]["cl_hat"].copy()
-    negative["parallel"]["cl_hat"][:, 7] = -0.05 * stats["parallel"]["cl_hat"][:, 1]
+    cl_hat = np.array(stats["parallel"].cl_hat)
+    cl_hat[:, 7] = -0.05 * cl_hat[:, 1]
+    negative = stats | {"parallel": dataclasses.replace(stats["parallel"], cl_hat=cl_hat)}
     fig3 = plotting.spectrum_shape(negative)
     ax = fig3.axes[0]
     assert ax.get_yscale() == "symlog"
     # linear within the smallest noise ratio shown, rounded down to a power of ten (>= 1e-6)
-    ratios = [s["noise"][i] / s["cl_hat"][i, 1] for s in negative.values() for i in (3, 4, 5)]
+    ratios = [s.noise[i] / s.cl_hat[i, 1] for s in negative.values() for i in (3, 4, 5)]
     expected = max(10.0 ** np.floor(np.log10(min(ratios))), 1e-6)
     assert ax.yaxis.get_transform().linthresh == expected
     assert ax.get_ylim()[0] < -0.05  # the negative point at l = 7 is inside the axes
