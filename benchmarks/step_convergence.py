@@ -44,7 +44,7 @@ def main() -> None:
     jax.config.update("jax_enable_x64", True)
     from crsky.io import runfile
     from crsky.pipelines.ensemble import SimulationConfig, run_ensemble
-    from crsky.pipelines.tabulate import spectrum_shape
+    from crsky.pipelines.tabulate import realisation_shapes, spectrum_shape
 
     overrides = {
         "realisations": args.realisations, "t_omega_max": args.t_omega_max, "chunk": args.chunk,
@@ -63,7 +63,7 @@ def main() -> None:
         run = runfile.load(path)
         K = run.diffusion()
         ratio, err = spectrum_shape(run)
-        per_realisation = _ratios(run)
+        per_realisation = realisation_shapes(run)
         if first is None:
             first = per_realisation
         # paired: the same fields in both runs, so the per-realisation differences have a
@@ -81,25 +81,6 @@ def main() -> None:
             "wall_s": time.perf_counter() - start,
         })
         print(json.dumps(rows[-1]), flush=True)
-
-
-def _ratios(run):
-    """Ĉ_ℓ/Ĉ_1 of each realisation alone (∇n ∥ B0, last time, ensemble K and noise)."""
-    from crsky.physics import sky
-    from crsky.physics.anisotropy import SUMMARY_KEYS, ensemble_statistics
-
-    K = run.diffusion().K
-    out = []
-    for i in range(len(run)):
-        one = {name: run.arrays[f"spectra/{name}"][i : i + 1] for name in SUMMARY_KEYS}
-        stats = ensemble_statistics(
-            one, run.t_omega, run.config.r_larmor, K,
-            sky.reference_gradient("parallel"), nside=run.config.nside,
-            K_liouville=K[-1],
-        )
-        cl_hat = np.asarray(stats.cl_hat[-1])
-        out.append(cl_hat / cl_hat[1])
-    return np.stack(out)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Reference: ``scipy.interpolate.PchipInterpolator`` (same Fritsch-Carlson slopes)
 not simulated) and exist only to exercise the code.
 """
 
+import json
 import re
 
 import jax
@@ -115,8 +116,8 @@ def test_build_table_from_simulations_round_trips(tmp_path):
 
     base = SimulationConfig(nside=2, realisations=3, modes=16, t_omega_max=20.0, n_times=2,
                             dtype="float64")
-    out = build_table(base, [0.5, 1.0], tmp_path / "runs", tmp_path / "emu.csv",
-                      command="test", progress=False)
+    out = build_table(base, [0.5, 1.0], [0.1], tmp_path / "runs", tmp_path / "emu.csv",
+                      test_realisations=2, command="test", progress=False)
     emulator = load_emulator(out)
     assert emulator.meta["synthetic"] == "false" and emulator.meta["command"] == "test"
     np.testing.assert_allclose(emulator.sigma, [0.5, 1.0])
@@ -124,8 +125,12 @@ def test_build_table_from_simulations_round_trips(tmp_path):
     np.testing.assert_allclose(emulator.ratio[..., 0], 1.0)  # Ĉ_1/Ĉ_1
     np.testing.assert_allclose(emulator.error[..., 0], 0.0, atol=1e-12)
     assert np.all(np.asarray(emulator.error[..., 1:]) > 0)
+    steps = json.loads(emulator.meta["steps"])
+    assert set(steps) == {"0.5,0.1", "1,0.1"}
+    for node in steps.values():  # each node's step passed its test against half the step
+        assert node["dt"] == node["tried"][-1][0] and node["tried"][-1][1] <= 4.0
     with pytest.raises(FileExistsError, match="exists"):
-        build_table(base, [0.5, 1.0], tmp_path / "runs", out, progress=False)
+        build_table(base, [0.5, 1.0], [0.1], tmp_path / "runs", out, progress=False)
 
 
 def test_jackknife_error_of_a_mean_is_the_standard_error():
@@ -292,26 +297,75 @@ def test_fit_quality_accepts_the_true_degree_and_rejects_too_low(tmp_path):
     assert good["p_value"] > 0.01 and bad["p_value"] < 1e-6
 
 
-def test_fit_on_a_2d_table_is_fit_along_sigma_then_pchip_along_rl(tmp_path):
-    path = noisy_table(tmp_path, np.random.default_rng(4), rl=RL)
-    emu = tables.load_emulator(path, degree=1)
+def power_law(s, r, e):
+    return float(e) ** -(2.0 - 0.4 * np.log(s) + 0.3 * np.log(r))
+
+
+def quadratic(s, r, e):
+    x, y = np.log(s), np.log(r / 0.1)
+    return float(e) ** -2.0 * (1 + 0.1 * (e - 1) * (0.3 * x - 0.2 * y + 0.1 * x * y + 0.05 * x**2))
+
+
+def plane_table(tmp_path, rng, noise=0.05, truth=power_law):
+    """SYNTHETIC (tests only): ratio = truth (1 + noise·N(0, 1)) on a 5 x 4 grid of
+    (σ, r_L/Lc), error = noise·truth; ``truth`` ``power_law`` (default) or ``quadratic``."""
+    lines = ["# kind: crsky emulator table", "# synthetic: true (test only)",
+             "sigma,rl_over_lc,ell,ratio,error"]
+    for s in np.geomspace(0.3, 3.0, 5):
+        for r in np.geomspace(0.03, 0.3, 4):
+            for e in ELL:
+                value = float(truth(s, r, e)) / float(truth(s, r, 1))
+                error = 0.0 if e == 1 else noise * value
+                noisy = value if e == 1 else value + error * float(rng.normal())
+                lines.append(f"{float(s)!r},{float(r)!r},{e},{noisy!r},{error!r}")
+    path = tmp_path / "plane.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fit_on_a_2d_table_is_weighted_least_squares_in_both_axes(tmp_path):
+    """Reference: numpy.linalg.lstsq on the weighted design matrix of the monomials x^i y^j
+    (i + j <= 2) in centred ln σ, ln r; the error of the fitted mean from (Vᵀ W V)⁻¹."""
+    emu = tables.load_emulator(plane_table(tmp_path, np.random.default_rng(4)), degree=2)
+    x, y = np.meshgrid(np.log(emu.sigma), np.log(emu.rl_over_lc), indexing="ij")
+    x0, y0 = x.mean(), y.mean()
+    powers = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 0)]
+    design = np.stack([(x - x0).ravel() ** i * (y - y0).ravel() ** j for i, j in powers], 1)
     s, r = 1.3, 0.07
-    along_sigma, error_along_sigma = np.ones((len(RL), len(ELL))), np.zeros((len(RL), len(ELL)))
-    v = np.array([np.log(s), 1.0])
-    for i in range(len(RL)):
-        for j in range(1, len(ELL)):
-            coef, cov = np.polyfit(np.log(emu.sigma), emu.ratio[:, i, j], 1,
-                                   w=1 / emu.error[:, i, j], cov="unscaled")
-            along_sigma[i, j], error_along_sigma[i, j] = v @ coef, np.sqrt(v @ cov @ v)
+    v = np.array([(np.log(s) - x0) ** i * (np.log(r) - y0) ** j for i, j in powers])
     ratio, error = emulator.evaluate(emu, s, r)
-    np.testing.assert_allclose(ratio, PchipInterpolator(np.log(RL), along_sigma)(np.log(r)),
-                               rtol=1e-10)
-    np.testing.assert_allclose(
-        error, PchipInterpolator(np.log(RL), error_along_sigma)(np.log(r)), rtol=1e-10)
+    for k in range(1, len(ELL)):
+        w = 1 / emu.error[..., k].ravel()
+        coef = np.linalg.lstsq(design * w[:, None], emu.ratio[..., k].ravel() * w, rcond=None)[0]
+        cov = np.linalg.inv((design * w[:, None] ** 2).T @ design)
+        np.testing.assert_allclose(ratio[k], v @ coef, rtol=1e-9)
+        np.testing.assert_allclose(error[k], np.sqrt(v @ cov @ v), rtol=1e-9)
+    assert emu.fit.dof == 20 - 6
+
+
+def test_fit_gradients_in_both_axes_match_finite_differences(tmp_path):
+    emu = tables.load_emulator(plane_table(tmp_path, np.random.default_rng(8)), degree=2)
+    for k in (0, 1):
+        f = lambda s, r, k=k: emulator.evaluate(emu, s, r)[k][5]  # noqa: E731
+        grad = jax.grad(f, argnums=(0, 1))(0.9, 0.1)
+        fd_s = (f(0.9 + 1e-6, 0.1) - f(0.9 - 1e-6, 0.1)) / 2e-6
+        fd_r = (f(0.9, 0.1 + 1e-7) - f(0.9, 0.1 - 1e-7)) / 2e-7
+        np.testing.assert_allclose(grad, (fd_s, fd_r), rtol=1e-5)
+
+
+def test_leave_one_out_pulls_are_unit_normal_when_the_degree_is_right(tmp_path):
+    """The truth is quadratic in (ln σ, ln r): held-out pulls of degree 2 have unit spread;
+    degree 0 (no parameter dependence) leaves them far wider."""
+    path = plane_table(tmp_path, np.random.default_rng(9), truth=quadratic)
+    good = emulator.leave_one_out(tables.load_emulator(path, degree=2))[..., 1:]
+    bad = emulator.leave_one_out(tables.load_emulator(path, degree=0))[..., 1:]
+    assert good.shape == (5, 4, len(ELL) - 1)
+    assert 0.7 < good.std() < 1.6 and abs(good.mean()) < 0.3
+    assert bad.std() > 3
 
 
 @pytest.mark.parametrize(("degree", "message"), [
-    (5, r"degree must be an integer in \[0, 3\]"),
+    (5, "degree must be below the number of values on each axis"),
     (-1, "degree must be"),
     (1.0, "degree must be"),
     (True, "degree must be"),
@@ -327,8 +381,8 @@ def test_fit_needs_noisy_columns_and_two_sigmas(tmp_path):
                             flags=re.M))
     with pytest.raises(ValueError, match="every error in the table is 0"):
         tables.load_emulator(exact, degree=1)
-    with pytest.raises(ValueError, match="a fit needs at least 2 sigma values, the table has 1"):
-        tables.load_emulator(write_table(tmp_path / "one.csv", sigma=[1.0]), degree=0)
+    with pytest.raises(ValueError, match=r"degree must be below .* \(1 sigma"):
+        tables.load_emulator(write_table(tmp_path / "one.csv", sigma=[1.0]), degree=1)
 
 
 def test_fit_rejects_columns_with_some_zero_errors(tmp_path):
@@ -336,5 +390,5 @@ def test_fit_rejects_columns_with_some_zero_errors(tmp_path):
     path.write_text(re.sub(r"^(0.25,0.1,3,[^,]+),[^,\n]+$", r"\1,0.0", path.read_text(),
                            flags=re.M))
     tables.load_emulator(path)  # interpolation does not mind
-    with pytest.raises(ValueError, match="rl_over_lc = 0.1, ell = 3 some are 0"):
+    with pytest.raises(ValueError, match="ell = 3 some are 0"):
         tables.load_emulator(path, degree=1)

@@ -35,10 +35,15 @@ def test_bad_paths_are_reported_before_any_ensemble(tmp_path, capsys):
     assert a_file.read_text() == "x"
 
 
-@pytest.mark.parametrize(("sigmas", "needle"), [(["1.0", "0.5"], "sigmas"),
-                                                (["-1", "1"], "sigmas")])
-def test_bad_sigma_grid(sigmas, needle, tmp_path, capsys):
-    code, _, err = run_cli(["emulator", "--config", "emulator", "--sigmas", *sigmas, "--runs",
+@pytest.mark.parametrize(("grid", "needle"), [
+    (["--sigmas", "1.0", "0.5"], "sigmas"),
+    (["--sigmas", "-1", "1"], "sigmas"),
+    (["--sigmas", "1", "--rl-over-lc", "0.2", "0.1"], "rl_over_lcs"),
+    (["--sigmas", "1", "--rl-over-lc", "0", "0.1"], "rl_over_lcs"),
+    (["--sigmas", "1", "--test-realisations", "1"], "test_realisations"),
+])
+def test_bad_grid(grid, needle, tmp_path, capsys):
+    code, _, err = run_cli(["emulator", "--config", "emulator", *grid, "--runs",
                             str(tmp_path / "runs"), "--out", str(tmp_path / "t.csv")], capsys)
     assert code == 2
     assert_one_line(err, needle)
@@ -50,7 +55,7 @@ def test_interrupt_names_stored_realisations_and_the_command(tiny_run, tmp_path,
 
     runs = tmp_path / "runs"
     runs.mkdir()
-    shutil.copy(tiny_run, runs / "sigma_0.5.h5")
+    shutil.copy(tiny_run, runs / "sigma_0.5_rl_0.1_dt_0.02.h5")
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

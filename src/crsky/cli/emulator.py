@@ -7,18 +7,24 @@ import shlex
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "emulator",
-        help="build the sigma emulator table (C^_l/C^_1 over a sigma grid) from simulations",
+        help="build the emulator table (C^_l/C^_1 over sigma and r_L/Lc) from simulations",
         description=(
-            "Run one back-tracking ensemble per turbulence level sigma (the --config run with "
-            "sigma2 replaced), and tabulate C^_l/C^_1 at the last saved time with its jackknife "
-            "error over realisations, for crsky.inference.models.spectrum_sigma_model. "
-            "Interrupted builds resume from the run files in --runs."
+            "Run one back-tracking ensemble per node of the grid sigma x r_L/Lc (the --config "
+            "run with sigma2 and r_larmor replaced; each node's Boris step chosen by a "
+            "step-convergence test against half the step), and tabulate C^_l/C^_1 at the last "
+            "saved time with its jackknife error over realisations, for "
+            "crsky.inference.models.spectrum_sigma_model. Interrupted builds resume node by "
+            "node from the run files in --runs."
         ),
     )
     p.add_argument("--config", required=True, metavar="NAME|TOML",
                    help="a built-in simulation configuration (e.g. emulator) or a TOML file")
     p.add_argument("--sigmas", type=float, nargs="+", required=True,
                    help="turbulence levels sigma = <dB^2>^(1/2)/B0, increasing")
+    p.add_argument("--rl-over-lc", type=float, nargs="+", default=None, metavar="RL",
+                   help="Larmor radii r_L/Lc, increasing (default: the configuration's r_larmor)")
+    p.add_argument("--test-realisations", type=int, default=4, metavar="N",
+                   help="fields per step-convergence test at each node (default 4)")
     p.add_argument("--runs", required=True, help="folder for the run files")
     p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"),
                    help="gradient of the density relative to B0")
@@ -36,7 +42,7 @@ def interrupted(args: argparse.Namespace) -> str:
     from crsky.io import runfile
 
     stored = 0
-    for path in sorted(Path(args.runs).glob("sigma_*.h5")):
+    for path in sorted(Path(args.runs).glob("sigma_*_rl_*_dt_*.h5")):
         try:
             stored += len(runfile.completed(path))
         except (OSError, ValueError):
@@ -56,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     path = resources.resolve("config", args.config)
     base = SimulationConfig.from_dict(load_toml(path), toml_key_lines(path))
     command = "crsky " + " ".join(shlex.quote(a) for a in args.argv)
-    print(build_table(base, args.sigmas, args.runs, args.out, orientation=args.orientation,
+    rl_over_lcs = args.rl_over_lc or [base.r_larmor]
+    print(build_table(base, args.sigmas, rl_over_lcs, args.runs, args.out,
+                      orientation=args.orientation, test_realisations=args.test_realisations,
                       command=command, progress=not args.no_progress, overwrite=args.overwrite))
     return 0

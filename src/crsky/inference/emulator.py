@@ -1,4 +1,5 @@
-"""Smooth, differentiable emulator of the simulated spectrum shape ``Ĉ_l/Ĉ_1`` over ``σ``.
+"""Smooth, differentiable emulator of the simulated spectrum shape ``Ĉ_l/Ĉ_1`` over ``σ`` and
+``r_L/Lc``.
 
 The relative-diffusion paper's back-tracking ensembles give ``Ĉ_l = ⟨C_l⟩ − N`` (eq. 3.1) for one
 turbulence level ``σ`` (and ``r_L/Lc``) per run. An emulator table collects, on a grid of
@@ -9,11 +10,13 @@ chosen by :attr:`Emulator.degree`:
 - ``degree=None``: interpolation by a monotone piecewise-cubic Hermite spline (PCHIP, Fritsch &
   Carlson 1980) in ``ln σ`` and ``ln(r_L/Lc)``: C¹, no overshoot between grid points, exact at
   the nodes. Right for tables whose noise is small against their σ dependence.
-- ``degree=d``: per ``ℓ`` (and ``r_L/Lc``), a weighted least-squares polynomial of degree ``d``
-  in ``ln σ`` (weights 1/error²) through the noisy nodes, with the error of the fitted mean
-  propagated from its covariance; PCHIP along ``ln(r_L/Lc)``. Right for simulated tables, whose
-  realisation noise an interpolant would pass through (for the shipped table it made the σ
-  posterior bimodal). :func:`fit_quality` gives the fit's χ² to check the degree.
+- ``degree=d``: per ``ℓ``, a weighted least-squares polynomial of total degree ``d`` in
+  ``x = ln σ`` and ``y = ln(r_L/Lc)`` (monomials ``x^i y^j``, ``i + j ≤ d``; in ``x`` alone for a
+  table with one ``r_L/Lc``), weights 1/error², through all the noisy nodes at once, with the
+  error of the fitted mean propagated from its covariance. Right for simulated tables, whose
+  realisation noise an interpolant would pass through (a one-axis table of 16 realisations per
+  node made the σ posterior bimodal that way). :func:`fit_quality` gives the fit's χ² to check
+  the degree; :func:`leave_one_out` validates it on held-out nodes.
 
 Both are differentiable in σ and ``r_L/Lc``.
 
@@ -45,12 +48,13 @@ class Emulator:
     ``rl_over_lc``: (n_r,) Larmor radii in ``Lc``, increasing (n_r = 1: a fixed value);
     ``ell``: (n_l,) multipoles; ``ratio``, ``error``: (n_s, n_r, n_l) ``Ĉ_l/Ĉ_1`` and its
     simulation standard error; ``meta``: header lines; ``degree``: ``None`` (PCHIP
-    interpolation in ``ln σ``) or the degree ``0 ≤ d ≤ n_s − 2`` of the weighted least-squares
-    polynomial in ``ln σ`` (module docstring). Arrays are numpy: loading a table does not start
-    JAX (so a caller can still set the CPU device count, e.g. for parallel chains).
+    interpolation) or the total degree ``d`` of the weighted least-squares polynomial in
+    ``ln σ`` and ``ln(r_L/Lc)`` (module docstring; it must leave the fit at least one degree of
+    freedom). Arrays are numpy: loading a table does not start JAX (so a caller can still set
+    the CPU device count, e.g. for parallel chains).
 
-    A fit needs, per (``r_L/Lc``, ``ℓ``) column, errors that are all > 0 (fitted) or all 0 (an
-    exact column such as ``ℓ = 1``, interpolated).
+    A fit needs, per ``ℓ`` column, errors that are all > 0 (fitted) or all 0 (an exact column
+    such as ``ℓ = 1``, interpolated).
     """
 
     sigma: np.ndarray
@@ -60,12 +64,13 @@ class Emulator:
     error: np.ndarray
     meta: dict = field(default_factory=dict)
     degree: int | None = None
-    fit: "SigmaFit | None" = field(init=False, repr=False, compare=False, default=None)
-    """The σ fit (:class:`SigmaFit`) when ``degree`` is set, made and checked at construction."""
+    fit: "PolynomialFit | None" = field(init=False, repr=False, compare=False, default=None)
+    """The polynomial fit (:class:`PolynomialFit`) when ``degree`` is set, made and checked at
+    construction."""
 
     def __post_init__(self):
         if self.degree is not None:
-            object.__setattr__(self, "fit", _fit_sigma(self))
+            object.__setattr__(self, "fit", _fit_polynomial(self))
 
     def ell_index(self, ell) -> np.ndarray:
         """Positions of the multipoles ``ell`` in the table; ``ValueError`` if one is missing."""
@@ -127,73 +132,95 @@ def pchip(x, y, t):
 
 
 @dataclass(frozen=True)
-class SigmaFit:
-    """Weighted least-squares polynomials in ``x = ln σ − x0`` per (``r_L/Lc``, ``ℓ``) column.
+class PolynomialFit:
+    """Weighted least-squares polynomials per ``ℓ`` column in centred ``x = ln σ − x0`` and
+    ``y = ln(r_L/Lc) − y0``.
 
-    ``coefficients`` (n_r, n_l, d + 1) of ``1, x, …, x^d``; ``covariance`` (n_r, n_l, d + 1,
-    d + 1) from the table's errors (zero for exact columns); ``chi2`` (n_r, n_l) of each column
-    (zero for exact ones); ``exact`` (n_r, n_l) columns with zero errors; ``x0`` the centre of
-    ``ln σ`` (conditioning); ``dof`` per fitted column, ``n_s − d − 1``.
+    ``powers`` (n_terms, 2) the exponents ``(i, j)`` of the monomials ``x^i y^j``;
+    ``coefficients`` (n_l, n_terms); ``covariance`` (n_l, n_terms, n_terms) from the table's
+    errors (zero for exact columns); ``chi2`` (n_l,) of each column (zero for exact ones);
+    ``exact`` (n_l,) columns with zero errors; ``x0``, ``y0`` the centres (conditioning);
+    ``dof`` per fitted column, ``n_nodes − n_terms``.
     """
 
+    powers: np.ndarray
     coefficients: np.ndarray
     covariance: np.ndarray
     chi2: np.ndarray
     exact: np.ndarray
     x0: float
+    y0: float
     dof: int
 
 
-def _fit_sigma(emulator: Emulator) -> SigmaFit:
-    """The polynomial fits in ``ln σ`` for ``emulator.degree`` (numpy, no JAX); checks the degree.
+def _monomial_powers(degree: int, two_axes: bool) -> np.ndarray:
+    """Exponents ``(i, j)`` with ``i + j ≤ degree`` (``j = 0`` for one axis), shape (n, 2)."""
+    return np.array([(i, j) for i in range(degree + 1)
+                     for j in range(degree + 1 - i if two_axes else 1)])
 
-    Per column: minimise ``Σ_s (ratio_s − P(x_s))² / error_s²`` over polynomials ``P`` of degree
-    ``d``; normal equations ``(Vᵀ W V) c = Vᵀ W y`` with ``V`` the Vandermonde matrix of the
-    centred ``x_s = ln σ_s − x0`` and ``W = diag(1/error²)``; ``Cov(c) = (Vᵀ W V)⁻¹``.
+
+def _fit_polynomial(emulator: Emulator, keep=None) -> PolynomialFit:
+    """The polynomial fits for ``emulator.degree`` (numpy, no JAX); checks the degree.
+
+    Per ``ℓ`` column: minimise ``Σ_nodes (ratio − P(x, y))² / error²`` over polynomials ``P`` of
+    total degree ``d``; normal equations ``(Vᵀ W V) c = Vᵀ W y`` with ``V`` the design matrix of
+    the monomials at the nodes and ``W = diag(1/error²)``; ``Cov(c) = (Vᵀ W V)⁻¹``.
+    ``keep``: (n_s, n_r) boolean mask of the nodes to fit (default all; held-out validation).
     """
-    degree, n_s = emulator.degree, emulator.sigma.shape[0]
-    if n_s < 2:
-        raise ValueError(f"degree: a fit needs at least 2 sigma values, the table has {n_s}")
-    if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or not (
-        0 <= degree <= n_s - 2
-    ):
+    degree = emulator.degree
+    n_s, n_r = emulator.sigma.shape[0], emulator.rl_over_lc.shape[0]
+    two_axes = n_r > 1
+    keep = np.ones((n_s, n_r), bool) if keep is None else np.asarray(keep, bool)
+    n_nodes = int(keep.sum())
+    if isinstance(degree, bool) or not isinstance(degree, int | np.integer) or degree < 0:
+        raise ValueError(f"degree must be an integer >= 0, got {degree!r}")
+    if degree >= n_s or (two_axes and degree >= n_r):
         raise ValueError(
-            f"degree must be an integer in [0, {n_s - 2}] (a fit through the table's {n_s} "
-            f"sigma values with at least one degree of freedom), got {degree!r}"
+            f"degree must be below the number of values on each axis ({n_s} sigma"
+            f"{f', {n_r} r_L/Lc' if two_axes else ''}), got {degree}"
         )
-    y = np.moveaxis(emulator.ratio, 0, -1)  # (n_r, n_l, n_s)
-    error = np.moveaxis(emulator.error, 0, -1)
+    powers = _monomial_powers(int(degree), two_axes)
+    if n_nodes <= powers.shape[0]:
+        raise ValueError(
+            f"degree must leave at least one degree of freedom: a polynomial of degree {degree} "
+            f"in {'ln sigma and ln r_L/Lc' if two_axes else 'ln sigma'} has {powers.shape[0]} "
+            f"terms and the table {n_nodes} nodes"
+        )
+    x_nodes, y_nodes = np.log(emulator.sigma), np.log(emulator.rl_over_lc)
+    x0, y0 = float(np.mean(x_nodes)), float(np.mean(y_nodes))
+    x, y = np.meshgrid(x_nodes - x0, y_nodes - y0, indexing="ij")
+    design = x[keep][:, None] ** powers[:, 0] * y[keep][:, None] ** powers[:, 1]  # (nodes, T)
+    ratio, error = emulator.ratio[keep].T, emulator.error[keep].T  # (n_l, nodes)
     exact = np.all(error == 0, axis=-1)
     mixed = ~(exact | np.all(error > 0, axis=-1))
     if np.any(mixed):
-        r, l = np.argwhere(mixed)[0]
         raise ValueError(
             f"degree: a fit needs the errors of each column all > 0 or all 0; at "
-            f"rl_over_lc = {emulator.rl_over_lc[r]:g}, ell = {emulator.ell[l]} some are 0"
+            f"ell = {emulator.ell[np.argmax(mixed)]} some are 0"
         )
     if np.all(exact):
         raise ValueError("degree: every error in the table is 0, there is nothing to fit")
-    log_sigma = np.log(emulator.sigma)
-    x0 = float(np.mean(log_sigma))
-    vander = (log_sigma - x0)[:, None] ** np.arange(degree + 1)  # (n_s, d + 1)
-    weight = np.where(exact[..., None], 1.0, 1.0 / np.where(error > 0, error, 1.0) ** 2)
-    normal = np.einsum("si,rls,sj->rlij", vander, weight, vander)
+    weight = np.where(exact[:, None], 1.0, 1.0 / np.where(error > 0, error, 1.0) ** 2)
+    normal = np.einsum("ni,ln,nj->lij", design, weight, design)
     covariance = np.linalg.inv(normal)
-    coefficients = np.einsum("rlij,sj,rls,rls->rli", covariance, vander, weight, y)
-    residual = y - np.einsum("si,rli->rls", vander, coefficients)
+    coefficients = np.einsum("lij,nj,ln,ln->li", covariance, design, weight, ratio)
+    residual = ratio - coefficients @ design.T
     chi2 = np.where(exact, 0.0, np.sum(weight * residual**2, axis=-1))
-    covariance = np.where(exact[..., None, None], 0.0, covariance)
-    return SigmaFit(coefficients, covariance, chi2, exact, x0, n_s - degree - 1)
+    covariance = np.where(exact[:, None, None], 0.0, covariance)
+    return PolynomialFit(powers, coefficients, covariance, chi2, exact, x0, y0,
+                         n_nodes - powers.shape[0])
 
 
 def fit_quality(emulator: Emulator, ell=None) -> dict:
-    """χ² of the σ fit summed over the fitted columns of the multipoles ``ell`` (default all).
+    """χ² of the polynomial fit summed over the fitted columns of the multipoles ``ell``
+    (default all).
 
     Returns ``degree``, ``chi2``, ``dof`` and ``p_value`` (the χ² survival probability; a small
-    value says the degree is too low for the table's σ dependence, or its errors too small;
-    ``None`` when those multipoles have nothing fitted, e.g. ``ell = [1]``). The columns are
-    treated as independent: the jackknife errors of different ``ℓ`` share realisations and
-    ``Ĉ_1``, so the p-value is approximate.
+    value says the degree is too low for the table's dependence on the parameters, or its
+    errors too small; ``None`` when those multipoles have nothing fitted, e.g. ``ell = [1]``).
+    The columns and nodes are treated as independent: the jackknife errors of different ``ℓ``
+    share realisations and ``Ĉ_1``, and nodes simulated with the same seed share their fields,
+    so the p-value is approximate.
     """
     from scipy.stats import chi2 as chi2_distribution
 
@@ -201,47 +228,30 @@ def fit_quality(emulator: Emulator, ell=None) -> dict:
     if fit is None:
         raise ValueError("degree: the emulator interpolates (degree=None); set a degree to fit")
     index = emulator.ell_index(emulator.ell if ell is None else np.unique(ell))
-    fitted = ~fit.exact[:, index]
-    total, dof = float(np.sum(fit.chi2[:, index])), int(np.sum(fitted)) * fit.dof
+    fitted = ~fit.exact[index]
+    total, dof = float(np.sum(fit.chi2[index])), int(np.sum(fitted)) * fit.dof
     return {"degree": emulator.degree, "chi2": total, "dof": dof,
             "p_value": float(chi2_distribution.sf(total, dof)) if dof else None}
 
 
-def _fitted_along_sigma(emulator: Emulator, sigma):
-    """``(ratio, error)`` of shape (n_r, n_l) at ``σ`` from :attr:`Emulator.fit` (exact columns
-    by PCHIP), ``ln σ`` clamped to the grid."""
-    fit = emulator.fit
-    log_sigma = np.log(emulator.sigma)
-    x = jnp.clip(jnp.log(sigma), log_sigma[0], log_sigma[-1]) - fit.x0
-    powers = jnp.stack([x**k for k in range(emulator.degree + 1)])  # 1, x, …, x^d
-    ratio = jnp.asarray(fit.coefficients) @ powers
-    # variance of the fitted mean: vᵀ Cov(c) v
-    variance = jnp.einsum("i,rlij,j->rl", powers, jnp.asarray(fit.covariance), powers)
+def _polynomial(fit: PolynomialFit, emulator: Emulator, sigma, rl_over_lc):
+    """``(ratio, error)`` of shape (n_l,) of the fitted polynomials at ``(σ, r_L/Lc)`` clamped
+    to the grid; ``error`` is the standard error of the fitted mean, ``vᵀ Cov(c) v``."""
+    x_nodes, y_nodes = np.log(emulator.sigma), np.log(emulator.rl_over_lc)
+    x = jnp.clip(jnp.log(sigma), x_nodes[0], x_nodes[-1]) - fit.x0
+    y = 0.0 if rl_over_lc is None else (
+        jnp.clip(jnp.log(rl_over_lc), y_nodes[0], y_nodes[-1]) - fit.y0)
+    monomials = jnp.stack([x**i * y**j for i, j in fit.powers])
+    ratio = jnp.asarray(fit.coefficients) @ monomials
+    variance = jnp.einsum("i,lij,j->l", monomials, jnp.asarray(fit.covariance), monomials)
     # exact columns have zero variance: keep sqrt away from 0 there (its derivative is infinite)
     error = jnp.where(fit.exact, 0.0, jnp.sqrt(jnp.where(fit.exact, 1.0, variance)))
-    exact_ratio = pchip(jnp.asarray(log_sigma), jnp.asarray(emulator.ratio), jnp.log(sigma))
-    return jnp.where(fit.exact, exact_ratio, ratio), error
+    return ratio, error
 
 
-def evaluate(emulator: Emulator, sigma, rl_over_lc=None):
-    """``(ratio, error)`` at ``σ`` (and ``r_L/Lc``), each of shape (n_l,) over ``emulator.ell``.
-
-    ``degree=None``: PCHIP in ``ln σ`` and ``ln(r_L/Lc)``; ``degree=d``: the polynomial fit in
-    ``ln σ`` (:attr:`Emulator.fit`; ``error`` is then the error of the fitted mean), then PCHIP in
-    ``ln(r_L/Lc)``. Clamped to the grid (callers keep their priors inside it, see
-    :func:`crsky.inference.models.spectrum_sigma_model`). ``rl_over_lc`` is ignored when the table
-    has a
-    single ``r_L/Lc``.
-    """
-    if emulator.degree is not None:
-        ratio, error = _fitted_along_sigma(emulator, sigma)  # (n_r, n_l)
-        if emulator.rl_over_lc.shape[0] == 1:
-            return ratio[0], error[0]
-        out = pchip(jnp.log(emulator.rl_over_lc), jnp.stack([ratio, error], -1),
-                    jnp.log(rl_over_lc))
-        return out[..., 0], out[..., 1]
-    values = jnp.stack([emulator.ratio, emulator.error])  # (2, n_s, n_r, n_l)
-    values = jnp.moveaxis(values, 0, -1)  # (n_s, n_r, n_l, 2)
+def _interpolated(emulator: Emulator, sigma, rl_over_lc):
+    """``(ratio, error)`` of shape (n_l,) by PCHIP in ``ln(r_L/Lc)``, then in ``ln σ``."""
+    values = jnp.moveaxis(jnp.stack([emulator.ratio, emulator.error]), 0, -1)  # (s, r, l, 2)
     if emulator.rl_over_lc.shape[0] > 1:
         along_r = jnp.moveaxis(values, 1, 0)  # (n_r, n_s, n_l, 2)
         values = pchip(jnp.log(emulator.rl_over_lc), along_r, jnp.log(rl_over_lc))
@@ -251,9 +261,43 @@ def evaluate(emulator: Emulator, sigma, rl_over_lc=None):
     return out[..., 0], out[..., 1]
 
 
+def evaluate(emulator: Emulator, sigma, rl_over_lc=None):
+    """``(ratio, error)`` at ``σ`` (and ``r_L/Lc``), each of shape (n_l,) over ``emulator.ell``.
+
+    ``degree=None``: PCHIP in ``ln σ`` and ``ln(r_L/Lc)``; ``degree=d``: the polynomial fit
+    (:attr:`Emulator.fit`; ``error`` is then the error of the fitted mean; exact columns such as
+    ``ℓ = 1`` by PCHIP). Clamped to the grid (callers keep their priors inside it, see
+    :func:`crsky.inference.models.spectrum_sigma_parameters`). ``rl_over_lc`` is ignored when
+    the table has a single ``r_L/Lc``.
+    """
+    if emulator.rl_over_lc.shape[0] == 1:
+        rl_over_lc = None
+    interpolated = _interpolated(emulator, sigma, rl_over_lc)
+    if emulator.fit is None:
+        return interpolated
+    ratio, error = _polynomial(emulator.fit, emulator, sigma, rl_over_lc)
+    return jnp.where(emulator.fit.exact, interpolated[0], ratio), error
 
 
+def leave_one_out(emulator: Emulator) -> np.ndarray:
+    """Held-out validation of the polynomial fit: for each node, refit without it and compare.
 
-
-
-
+    Returns ``pull`` of shape (n_s, n_r, n_l): ``(ratio_node − P_without(node)) /
+    sqrt(error_node² + error_P²)``, the simulated value against the prediction of the fit that
+    did not see it, in units of their combined error (0 for exact columns). Well-calibrated
+    errors and an adequate degree give pulls of unit spread.
+    """
+    if emulator.fit is None:
+        raise ValueError("degree: the emulator interpolates (degree=None); set a degree to fit")
+    n_s, n_r = emulator.sigma.shape[0], emulator.rl_over_lc.shape[0]
+    pull = np.zeros(emulator.ratio.shape)
+    for a in range(n_s):
+        for b in range(n_r):
+            keep = np.ones((n_s, n_r), bool)
+            keep[a, b] = False
+            fit = _fit_polynomial(emulator, keep)
+            ratio, error = _polynomial(fit, emulator, emulator.sigma[a], emulator.rl_over_lc[b])
+            total = np.hypot(emulator.error[a, b], np.asarray(error))
+            pull[a, b] = np.divide(emulator.ratio[a, b] - np.asarray(ratio), total,
+                                   out=np.zeros(total.shape), where=total > 0)
+    return pull

@@ -12,81 +12,199 @@ from crsky.inference.data import ClTable, pseudo_noise_level
 from crsky.inference.emulator import EMULATOR_COLUMNS
 from crsky.io import runfile
 from crsky.physics import observatory, sky
+from crsky.physics.anisotropy import SUMMARY_KEYS, ensemble_statistics
 from crsky.pipelines.ensemble import Ensemble, run_ensemble
+
+
+def jackknife(run: Ensemble, statistic) -> tuple[np.ndarray, np.ndarray]:
+    """A statistic of the ensemble and its leave-one-realisation-out jackknife error.
+
+    ``statistic``: a function of an :class:`Ensemble` returning an array. The jackknife
+    carries the correlations inside the statistic (e.g. between ``Ĉ_l`` and ``Ĉ_1`` of a
+    ratio). Returns ``(value, error)`` of the statistic's shape.
+    """
+    n = len(run)
+    if n < 2:
+        raise ValueError("the run needs at least 2 realisations for a jackknife error")
+    full = np.asarray(statistic(run))
+    leave_one_out = np.stack([np.asarray(statistic(run.select(np.arange(n) != i)))
+                              for i in range(n)])
+    # jackknife variance: (n − 1)/n Σ (θ_i − θ̄)²
+    spread = leave_one_out - leave_one_out.mean(axis=0)
+    return full, np.sqrt((n - 1) / n * np.sum(spread**2, axis=0))
 
 
 def spectrum_shape(run: Ensemble, orientation: str = "parallel") -> tuple[np.ndarray, np.ndarray]:
     """``Ĉ_l/Ĉ_1`` at the last saved time of a loaded run, with its jackknife error.
 
     ``Ĉ_l = ⟨C_l⟩ − N`` (rel.-diffusion paper eq. 3.1) for the unit gradient ``orientation``
-    (``"parallel"`` or ``"perpendicular"`` to B0). The error is the leave-one-realisation-out
-    jackknife, which carries the correlation between ``Ĉ_l`` and ``Ĉ_1``.
+    (``"parallel"`` or ``"perpendicular"`` to B0); error by :func:`jackknife`.
 
     Returns:
         ``(ratio, error)``, each of shape (lmax + 1,) over ``l = 0 … lmax``.
     """
-
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
 
     def ratio(r):
         cl_hat = np.asarray(r.statistics(orientation).cl_hat[-1])
         return cl_hat / cl_hat[1]
 
-    n = len(run)
+    return jackknife(run, ratio)
+
+
+def realisation_shapes(run: Ensemble, orientation: str = "parallel") -> np.ndarray:
+    """``Ĉ_l/Ĉ_1`` of each realisation alone at the last saved time, shape (n_real, lmax + 1).
+
+    Each realisation's spectra go through rel.-diffusion paper eq. 3.1 with the *ensemble's* K
+    (Liouville map and noise), so the realisations differ only by their fields: the quantity
+    to pair between two runs of the same fields (:func:`paired_step_z`).
+    """
+    _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
+    K = run.diffusion().K
+    out = []
+    for i in range(len(run)):
+        one = {name: run.arrays[f"spectra/{name}"][i : i + 1] for name in SUMMARY_KEYS}
+        stats = ensemble_statistics(one, run.t_omega, run.config.r_larmor, K,
+                                    sky.reference_gradient(orientation),
+                                    nside=run.config.nside, K_liouville=K[-1])
+        cl_hat = np.asarray(stats.cl_hat[-1])
+        out.append(cl_hat / cl_hat[1])
+    return np.stack(out)
+
+
+def paired_step_z(coarse: Ensemble, fine: Ensemble, ell_max: int) -> np.ndarray:
+    """Step-size test: ``z`` of the change of ``Ĉ_l/Ĉ_1`` (``l = 2 … ell_max``, both gradient
+    orientations) between two runs of the same fields at steps ``dt`` and ``dt/2``.
+
+    Per realisation ``i`` held by both runs, ``d_i = shape_i(fine) − shape_i(coarse)``;
+    ``z = mean(d) / (std(d) / sqrt(n))``. The fields are shared, so the spread of ``d`` is the
+    part of the noise the step changes; ``|z|`` of a few says no change was detected.
+
+    Returns:
+        ``z`` of shape (2, ell_max − 1): rows parallel, perpendicular.
+    """
+    shared = np.intersect1d(coarse.indices, fine.indices)
+    if shared.size < 2:
+        raise ValueError("the step test needs >= 2 realisations held by both runs")
+    coarse = coarse.select(np.isin(coarse.indices, shared))
+    fine = fine.select(np.isin(fine.indices, shared))
+    z = []
+    for orientation in sky.ORIENTATIONS:
+        diff = (realisation_shapes(fine, orientation)
+                - realisation_shapes(coarse, orientation))[:, 2 : ell_max + 1]
+        spread = diff.std(0, ddof=1) / np.sqrt(diff.shape[0])
+        z.append(np.divide(diff.mean(0), spread, out=np.zeros(diff.shape[1]),
+                           where=spread > 0))
+    return np.asarray(z)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTest:
+    """How a node's Boris step was chosen: the accepted ``dt`` (1/Ω), the ``max_abs_z`` of
+    :func:`paired_step_z` against ``dt/2`` for each step tried (coarsest first)."""
+
+    dt: float
+    tried: tuple[tuple[float, float], ...]
+
+
+def node_path(runs_dir: Path, sigma: float, rl_over_lc: float, dt: float) -> Path:
+    """Run file of one emulator node at one step."""
+    return runs_dir / f"sigma_{sigma:.6g}_rl_{rl_over_lc:.6g}_dt_{dt:.6g}.h5"
+
+
+def _check_test_realisations(n) -> None:
+    _validate.positive_int("test_realisations", n)
     if n < 2:
-        raise ValueError("the run needs at least 2 realisations for a jackknife error")
-    full = ratio(run)
-    leave_one_out = np.stack([ratio(run.select(np.arange(n) != i)) for i in range(n)])
-    # jackknife variance: (n − 1)/n Σ (θ_i − θ̄)²
-    spread = leave_one_out - leave_one_out.mean(axis=0)
-    return full, np.sqrt((n - 1) / n * np.sum(spread**2, axis=0))
+        raise ValueError(f"test_realisations must be >= 2 (a spread needs two), got {n}")
+
+
+def converged_node(config, runs_dir: Path, *, test_realisations: int = 4, ell_max: int = 6,
+                   z_max: float = 4.0, max_halvings: int = 3,
+                   progress: bool = True) -> tuple[Path, StepTest]:
+    """Run one emulator node with a Boris step chosen by a step-convergence test.
+
+    Starting from ``config.step``, run the first ``test_realisations`` fields at ``dt`` and at
+    ``dt/2``; accept ``dt`` when every ``|z|`` of :func:`paired_step_z` is ``≤ z_max``,
+    otherwise halve and test again (at most ``max_halvings`` times). Then complete
+    ``config.realisations`` at the accepted step. Every run file is resumed if present, so an
+    interrupted node continues where it stopped.
+
+    Returns:
+        the accepted run file and its :class:`StepTest`.
+    """
+    _check_test_realisations(test_realisations)
+    sigma, rl, dt = config.sigma, config.r_larmor, config.step
+    first = list(range(test_realisations))
+    tried = []
+    for _ in range(max_halvings + 1):
+        paths = [node_path(runs_dir, sigma, rl, step) for step in (dt, dt / 2)]
+        for path, step in zip(paths, (dt, dt / 2), strict=True):
+            run_ensemble(config.replace(dt=step), path, resume=path.exists(), progress=progress,
+                         indices=first)
+        z = paired_step_z(runfile.load(paths[0]), runfile.load(paths[1]), ell_max)
+        tried.append((dt, float(np.max(np.abs(z)))))
+        if tried[-1][1] <= z_max:
+            run_ensemble(config.replace(dt=dt), paths[0], resume=True, progress=progress)
+            return paths[0], StepTest(dt, tuple(tried))
+        dt /= 2
+    raise RuntimeError(
+        f"sigma {sigma:g}, r_L/Lc {rl:g}: no step passed the convergence test "
+        f"(dt, max |z|: {tried}); lower the configuration's dt"
+    )
 
 
 def build_table(
-    base, sigmas, runs_dir: str | Path, out: str | Path, *, orientation: str = "parallel",
-    command: str = "", progress: bool = True, overwrite: bool = False,
+    base, sigmas, rl_over_lcs, runs_dir: str | Path, out: str | Path, *,
+    orientation: str = "parallel", test_realisations: int = 4, command: str = "",
+    progress: bool = True, overwrite: bool = False,
 ) -> Path:
-    """Run back-tracking ensembles over a σ grid and write the emulator table ``out``.
+    """Run back-tracking ensembles over a (σ, r_L/Lc) grid and write the emulator table ``out``.
 
     Args:
-        base: :class:`crsky.pipelines.ensemble.SimulationConfig`; its ``sigma2`` is replaced by
-            each σ².
+        base: :class:`crsky.pipelines.ensemble.SimulationConfig`; its ``sigma2`` and
+            ``r_larmor`` are replaced per node, its ``dt`` (or the default step) is the first
+            step tried by :func:`converged_node`.
         sigmas: turbulence levels σ (increasing, > 0).
-        runs_dir: folder for the run files (``sigma_<σ>.h5``); existing ones are resumed, so an
-            interrupted build continues where it stopped.
-        out: the CSV table to write (format in the module docstring); must not exist unless
-            ``overwrite``. Its folder must exist (checked before any run).
+        rl_over_lcs: Larmor radii r_L/Lc (increasing, > 0).
+        runs_dir: folder for the run files (:func:`node_path`); existing ones are resumed, so
+            an interrupted build continues where it stopped, node by node.
+        out: the CSV table to write (format in :mod:`crsky.inference.emulator`); must not exist
+            unless ``overwrite``. Its folder must exist (checked before any run).
         orientation: gradient orientation of the spectra (``"parallel"``/``"perpendicular"``).
+        test_realisations: fields per step-convergence test (:func:`converged_node`).
         command: the command line that rebuilds the table (recorded in the header).
 
     Returns:
-        ``out``. The table holds ``ℓ = 1 … ell_max`` of the runs at the last saved time.
+        ``out``. The table holds ``ℓ = 1 … ell_max`` of the runs at the last saved time; its
+        header records each node's accepted step and test.
     """
-
-
     _validate.increasing("sigmas", sigmas)
+    _validate.increasing("rl_over_lcs", rl_over_lcs)
     _validate.one_of("orientation", orientation, sky.ORIENTATIONS)
+    _check_test_realisations(test_realisations)
     out, runs_dir = Path(out), Path(runs_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"out {str(out)!r} exists; pass overwrite=True to replace it")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"out {str(out)!r}: folder {str(out.parent)!r} does not exist")
     runs_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, steps = [], {}
     for sigma in sigmas:
-        config = dataclasses.replace(base, sigma2=float(sigma) ** 2)
-        path = runs_dir / f"sigma_{sigma:.6g}.h5"
-        run_ensemble(config, path, resume=path.exists(), progress=progress)
-        ratio, error = spectrum_shape(runfile.load(path), orientation)
-        rows += [(sigma, base.r_larmor, ell, ratio[ell], error[ell])
-                 for ell in range(1, ratio.size)]
-    settings = {k: v for k, v in base.to_dict().items() if k != "sigma2"}
+        for rl in rl_over_lcs:
+            config = base.replace(sigma2=float(sigma) ** 2, r_larmor=float(rl))
+            path, test = converged_node(config, runs_dir, test_realisations=test_realisations,
+                                        progress=progress)
+            steps[f"{sigma:.6g},{rl:.6g}"] = {"dt": test.dt, "tried": test.tried}
+            ratio, error = spectrum_shape(runfile.load(path), orientation)
+            rows += [(sigma, rl, ell, ratio[ell], error[ell]) for ell in range(1, ratio.size)]
+    settings = {k: v for k, v in base.to_dict().items() if k not in ("sigma2", "r_larmor", "dt")}
     header = [
         "kind: crsky emulator table",
         "synthetic: false",
         f"orientation: {orientation}",
         f"time: t_omega = {base.t_omega[-1]:g} (last saved time)",
         f"config: {json.dumps(settings, sort_keys=True)}",
+        f"steps: {json.dumps(steps, sort_keys=True)}",
         f"command: {command}",
     ]
     lines = [f"# {h}" for h in header] + [",".join(EMULATOR_COLUMNS)]
