@@ -5,6 +5,8 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.crsky-installed
 # Threaded BLAS/OpenMP and healpy run 10-100x slower on small machines: pin them.
 THREADS := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+# Test processes (pytest-xdist, one test file per process at a time): one per core.
+JOBS    ?= 2
 
 .PHONY: demo test test-slow lint bench clean
 
@@ -18,10 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(THREADS) $(PY) -m pytest -q
+	$(THREADS) $(PY) -m pytest -q -n $(JOBS) --dist loadfile
 
 test-slow: $(STAMP)
-	$(THREADS) $(PY) -m pytest -q -m slow
+	$(THREADS) $(PY) -m pytest -q -m slow -n $(JOBS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -11,14 +11,15 @@ with NUTS; reported per parameter: the fraction of 95 % intervals that cover the
   ``ln(obs) = ln(predicted) + log_sigma * z`` with the run file's log_sigma; bias in ``ln``;
 - spectrum_p: fixed truth p = 0.5 and Q1 of the shipped mock table, mock IceCube + HAWC tables at
   the real f_sky and N (``crsky.inference.data.mock_cl_table``), one seed per data set;
-- spectrum_sigma: σ drawn from its prior (uniform over the emulator grid 0.5-2); ``c1``, with
+- spectrum_sigma: σ and r_L/Lc drawn from their priors (uniform and log-uniform over the
+  emulator grid, σ 0.3-3, r_L/Lc 0.03-0.3); ``c1``, with
   ``--c1-truth prior`` (default), log-uniform within a factor 2 of the Ĉ_1 of
   ``data/simulated_cl_sigma1.csv``, the sampler using the same prior (a calibration check over
   the prior), or with ``--c1-truth fixed`` that Ĉ_1 under the run file's wide prior (the
   shipped run's setting; σ is weakly constrained and degenerate with ``c1``, so there the
   medians carry a bias along the degeneracy); the errors of that table (ℓ = 1-12), mock
-  ``Ĉ_l = c1 (R(σ) + error_R z1) + error z2`` from the shipped simulated emulator table
-  ``data/emulator_sigma.csv``, read with the ``emulator_degree`` of
+  ``Ĉ_l = c1 (R(σ, r_L/Lc) + error_R z1) + error z2`` from the shipped simulated emulator table
+  ``data/emulator.csv``, read with the ``emulator_degree`` of
   ``inference/simulated_sigma.toml`` (the model's own likelihood: a check of the inference, not
   of the emulator's accuracy).
 
@@ -145,7 +146,7 @@ def spectrum_recovery(n, seed, chains, warmup, draws):
 
 def sigma_recovery(n, seed, chains, warmup, draws, c1_truth):
     run_file = load_toml(ROOT / "inference" / "simulated_sigma.toml")
-    emu = tables.load_emulator(ROOT / "data" / "emulator_sigma.csv",
+    emu = tables.load_emulator(ROOT / "data" / "emulator.csv",
                                  run_file["data"].get("emulator_degree"))
     sim = tables.load_cl_table(ROOT / "data" / "simulated_cl_sigma1.csv")
     base = models.spectrum_data(sim, 1, 12)
@@ -162,15 +163,18 @@ def sigma_recovery(n, seed, chains, warmup, draws, c1_truth):
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
+        log_rl = np.log(emu.rl_over_lc[[0, -1]])
         truth = {"sigma": float(rng.uniform(float(emu.sigma[0]), float(emu.sigma[-1]))),
+                 "rl_over_lc": float(np.exp(rng.uniform(*log_rl))),
                  "c1": float(np.exp(rng.uniform(np.log(c1_lo), np.log(c1_hi))))
                  if c1_truth == "prior" else float(base.cl[0])}
-        ratio, error = (np.asarray(a)[index] for a in emulator.evaluate(emu, truth["sigma"]))
+        ratio, error = (np.asarray(a)[index]
+                        for a in emulator.evaluate(emu, truth["sigma"], truth["rl_over_lc"]))
         cl = truth["c1"] * (ratio + error * rng.standard_normal(ratio.size))
         cl = cl + base.error * rng.standard_normal(ratio.size)
         samples, div = sample(model, (jnp.asarray(cl),), seed + i, chains, warmup, draws)
         rows.append({"truth": truth, "samples": samples, "divergences": div})
-    return rows, score(rows, ["sigma", "c1"], log_names=("c1",))
+    return rows, score(rows, ["sigma", "rl_over_lc", "c1"], log_names=("rl_over_lc", "c1"))
 
 
 RECOVERIES = {"spectrum_p": spectrum_recovery, "spectrum_sigma": sigma_recovery,

@@ -124,7 +124,7 @@ def edit(path, old, new):
     (("chains = 1", "chains = 0"), "chains must be an integer >= 1"),
     (("seed = 1", "sed = 1"), "unexpected keyword argument 'sed'"),
     (("ell_max = 8", "ell_max = 8\nemulator_degree = 4"),
-     "[data] emulator_degree must be an integer in [0, 3]"),
+     "[data] emulator_degree must be below the number of values on each axis"),
     (("ell_max = 8", "ell_max = 8\nemulator_degree = 1.0"), "emulator_degree must be an integer"),
 ])
 def test_bad_run_files_fail_before_sampling(sigma_run, tmp_path, capsys, change, message):
@@ -144,8 +144,9 @@ def test_emulator_degree_is_passed_on_and_its_fit_recorded(sigma_run):
     setup = build(edit(sigma_run, "ell_max = 8", "ell_max = 8\nemulator_degree = 2"))
     assert setup["kwargs"]["emulator"].degree == 2
     quality = setup["data_meta"]["emulator"]
-    # 3 r_L values x 7 fitted multipoles (l = 2..8; l = 1 is exact), 5 - 3 dof each
-    assert quality["degree"] == 2 and quality["dof"] == 3 * 7 * 2
+    # 7 fitted multipoles (l = 2..8; l = 1 is exact), each over 5 sigma x 3 r_L nodes minus the
+    # 6 terms of a quadratic in (ln sigma, ln r_L)
+    assert quality["degree"] == 2 and quality["dof"] == 7 * (5 * 3 - 6)
     assert quality["chi2"] >= 0 and 0 <= quality["p_value"] <= 1
 
 

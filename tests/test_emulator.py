@@ -128,7 +128,7 @@ def test_build_table_from_simulations_round_trips(tmp_path):
     steps = json.loads(emulator.meta["steps"])
     assert set(steps) == {"0.5,0.1", "1,0.1"}
     for node in steps.values():  # each node's step passed its test against half the step
-        assert node["dt"] == node["tried"][-1][0] and node["tried"][-1][1] <= 4.0
+        assert node["dt"] == node["tried"][-1][0] and node["tried"][-1][1] <= node["z_max"]
     with pytest.raises(FileExistsError, match="exists"):
         build_table(base, [0.5, 1.0], [0.1], tmp_path / "runs", out, progress=False)
 
@@ -392,3 +392,20 @@ def test_fit_rejects_columns_with_some_zero_errors(tmp_path):
     tables.load_emulator(path)  # interpolation does not mind
     with pytest.raises(ValueError, match="ell = 3 some are 0"):
         tables.load_emulator(path, degree=1)
+
+
+def test_emulator_figure_draws_nodes_and_the_fitted_surface(tmp_path):
+    from crsky.plotting.emulator import emulator_shape
+
+    emu = tables.load_emulator(plane_table(tmp_path, np.random.default_rng(10)), degree=2)
+    fig = emulator_shape(emu, ell=(2, 5), n_curve=7)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == [r"$\ell = 2$", r"$\ell = 5$"]
+    # one fitted curve per r_L/Lc, equal to the emulator at its first sigma
+    curves = [line for line in axes[1].get_lines() if len(line.get_xdata()) == 7]
+    assert len(curves) == emu.rl_over_lc.size
+    first = float(emulator.evaluate(emu, emu.sigma[0], emu.rl_over_lc[0])[0][4])
+    np.testing.assert_allclose(curves[0].get_ydata()[0], first, rtol=1e-12)
+    fig.savefig(tmp_path / "emulator.png")
+    with pytest.raises(ValueError, match="no ell"):
+        emulator_shape(emu, ell=(99,))

@@ -74,7 +74,7 @@ The modules, tier by tier (a tier imports only from the tiers before it):
 - ``tabulate``: C_ℓ and emulator tables from ensembles
 - ``inference``: inference run files assembled into models, data and sampler settings
 
-``crsky.plotting``: figures (spectra, sky maps, beam, posterior, inverse problem)
+``crsky.plotting``: figures (spectra, sky maps, emulator, beam, posterior, inverse problem)
 
 ``crsky.cli``: the ``crsky`` command, one module per subcommand
 

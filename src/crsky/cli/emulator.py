@@ -23,8 +23,8 @@ def register(subparsers) -> None:
                    help="turbulence levels sigma = <dB^2>^(1/2)/B0, increasing")
     p.add_argument("--rl-over-lc", type=float, nargs="+", default=None, metavar="RL",
                    help="Larmor radii r_L/Lc, increasing (default: the configuration's r_larmor)")
-    p.add_argument("--test-realisations", type=int, default=4, metavar="N",
-                   help="fields per step-convergence test at each node (default 4)")
+    p.add_argument("--test-realisations", type=int, default=6, metavar="N",
+                   help="fields per step-convergence test at each node (default 6)")
     p.add_argument("--runs", required=True, help="folder for the run files")
     p.add_argument("--orientation", default="parallel", choices=("parallel", "perpendicular"),
                    help="gradient of the density relative to B0")

@@ -100,11 +100,13 @@ def paired_step_z(coarse: Ensemble, fine: Ensemble, ell_max: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class StepTest:
-    """How a node's Boris step was chosen: the accepted ``dt`` (1/Ω), the ``max_abs_z`` of
-    :func:`paired_step_z` against ``dt/2`` for each step tried (coarsest first)."""
+    """How a node's Boris step was chosen: the accepted ``dt`` (1/Ω), the ``max |z|`` of
+    :func:`paired_step_z` against ``dt/2`` for each step tried (coarsest first), and the
+    threshold ``z_max`` it was held to."""
 
     dt: float
     tried: tuple[tuple[float, float], ...]
+    z_max: float
 
 
 def node_path(runs_dir: Path, sigma: float, rl_over_lc: float, dt: float) -> Path:
@@ -118,13 +120,26 @@ def _check_test_realisations(n) -> None:
         raise ValueError(f"test_realisations must be >= 2 (a spread needs two), got {n}")
 
 
-def converged_node(config, runs_dir: Path, *, test_realisations: int = 4, ell_max: int = 6,
-                   z_max: float = 4.0, max_halvings: int = 3,
-                   progress: bool = True) -> tuple[Path, StepTest]:
+def step_test_threshold(test_realisations: int, n_statistics: int,
+                        false_alarm: float = 0.05) -> float:
+    """``|z|`` above which :func:`paired_step_z` reports a change of the step.
+
+    Under no change each ``z`` follows Student's t with ``n − 1`` degrees of freedom (``n`` the
+    paired realisations); the threshold keeps the chance that any of ``n_statistics`` exceeds
+    it by chance at ``false_alarm`` (Bonferroni): ``t_{n−1}⁻¹(1 − false_alarm / (2 m))``.
+    """
+    from scipy.stats import t
+
+    return float(t.ppf(1 - false_alarm / (2 * n_statistics), test_realisations - 1))
+
+
+def converged_node(config, runs_dir: Path, *, test_realisations: int = 6, ell_max: int = 6,
+                   max_halvings: int = 3, progress: bool = True) -> tuple[Path, StepTest]:
     """Run one emulator node with a Boris step chosen by a step-convergence test.
 
     Starting from ``config.step``, run the first ``test_realisations`` fields at ``dt`` and at
-    ``dt/2``; accept ``dt`` when every ``|z|`` of :func:`paired_step_z` is ``≤ z_max``,
+    ``dt/2``; accept ``dt`` when every ``|z|`` of :func:`paired_step_z` (``l = 2 … ell_max``,
+    both orientations) is below :func:`step_test_threshold` (5 % false alarms per node),
     otherwise halve and test again (at most ``max_halvings`` times). Then complete
     ``config.realisations`` at the accepted step. Every run file is resumed if present, so an
     interrupted node continues where it stopped.
@@ -134,6 +149,7 @@ def converged_node(config, runs_dir: Path, *, test_realisations: int = 4, ell_ma
     """
     _check_test_realisations(test_realisations)
     sigma, rl, dt = config.sigma, config.r_larmor, config.step
+    z_max = step_test_threshold(test_realisations, 2 * (ell_max - 1))
     first = list(range(test_realisations))
     tried = []
     for _ in range(max_halvings + 1):
@@ -145,7 +161,7 @@ def converged_node(config, runs_dir: Path, *, test_realisations: int = 4, ell_ma
         tried.append((dt, float(np.max(np.abs(z)))))
         if tried[-1][1] <= z_max:
             run_ensemble(config.replace(dt=dt), paths[0], resume=True, progress=progress)
-            return paths[0], StepTest(dt, tuple(tried))
+            return paths[0], StepTest(dt, tuple(tried), z_max)
         dt /= 2
     raise RuntimeError(
         f"sigma {sigma:g}, r_L/Lc {rl:g}: no step passed the convergence test "
@@ -155,7 +171,7 @@ def converged_node(config, runs_dir: Path, *, test_realisations: int = 4, ell_ma
 
 def build_table(
     base, sigmas, rl_over_lcs, runs_dir: str | Path, out: str | Path, *,
-    orientation: str = "parallel", test_realisations: int = 4, command: str = "",
+    orientation: str = "parallel", test_realisations: int = 6, command: str = "",
     progress: bool = True, overwrite: bool = False,
 ) -> Path:
     """Run back-tracking ensembles over a (σ, r_L/Lc) grid and write the emulator table ``out``.
@@ -194,7 +210,8 @@ def build_table(
             config = base.replace(sigma2=float(sigma) ** 2, r_larmor=float(rl))
             path, test = converged_node(config, runs_dir, test_realisations=test_realisations,
                                         progress=progress)
-            steps[f"{sigma:.6g},{rl:.6g}"] = {"dt": test.dt, "tried": test.tried}
+            steps[f"{sigma:.6g},{rl:.6g}"] = {"dt": test.dt, "tried": test.tried,
+                                              "z_max": test.z_max}
             ratio, error = spectrum_shape(runfile.load(path), orientation)
             rows += [(sigma, rl, ell, ratio[ell], error[ell]) for ell in range(1, ratio.size)]
     settings = {k: v for k, v in base.to_dict().items() if k not in ("sigma2", "r_larmor", "dt")}
