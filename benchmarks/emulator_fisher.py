@@ -19,8 +19,9 @@ polynomial (:mod:`crsky.inference.emulator`, total degree ``--degree``); its der
 Fisher matrix ``F = Jᵀ C⁻¹ J`` for ``(ln σ, ln r_L/Lc)`` of a data set of ``R`` realisations
 (``C`` diagonal: the nodes' jackknife variances, interpolated, times ``R_node/R``; correlations
 between features are neglected). Printed: the forecast 1-σ errors of ``ln σ`` and
-``ln(r_L/Lc)`` per feature group and for all together, at the fiducial points, and the
-held-out pulls of the emulated shapes (:func:`crsky.inference.emulator.leave_one_out`). ::
+``ln(r_L/Lc)`` per feature group and for all together, at the fiducial points; per group, the
+held-out pulls (:func:`crsky.inference.emulator.leave_one_out`) and the median ratio of the
+emulator's error to the simulation error of one node. ::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/emulator_fisher.py --runs RUNS \\
         --table data/emulator.csv [--degree 2] [--realisations 8 100] [--out fisher.json]
@@ -89,7 +90,9 @@ def emulate(table, value, error, degree) -> Emulator:
 
 
 def forecast(emulators: list[Emulator], sigma, rl, realisations, node_realisations):
-    """1-σ errors of (ln σ, ln r_L/Lc) from the Fisher matrix of the given feature groups."""
+    """1-σ errors of (ln σ, ln r_L/Lc) from the Fisher matrix of the given feature groups:
+    ``marginal`` (the other parameter free; ``None`` when the groups cannot separate the two)
+    and ``conditional`` (the other parameter known)."""
     fisher = np.zeros((2, 2))
     for emu in emulators:
         def mean(log_params, emu=emu):
@@ -100,8 +103,11 @@ def forecast(emulators: list[Emulator], sigma, rl, realisations, node_realisatio
                                                   emu.error), sigma, rl)[1])
         variance = node_error**2 * node_realisations / realisations
         fisher += jac.T @ (jac / variance[:, None])
-    covariance = np.linalg.inv(fisher)
-    return np.sqrt(np.diag(covariance)).tolist()
+    conditional = (1 / np.sqrt(np.diag(fisher))).tolist()
+    if np.linalg.cond(fisher) > 1e10:  # one scalar feature cannot separate two parameters
+        return {"marginal": None, "conditional": conditional}
+    return {"marginal": np.sqrt(np.diag(np.linalg.inv(fisher))).tolist(),
+            "conditional": conditional}
 
 
 def main() -> None:
@@ -120,9 +126,14 @@ def main() -> None:
               "held_out": {}}
     for name, emu in groups.items():
         pull = leave_one_out(emu)
+        fitted_error = np.array([[np.asarray(evaluate(emu, s, r)[1]) for r in emu.rl_over_lc]
+                                 for s in emu.sigma])
+        # the emulator's own error against the simulation error of one node's ensemble
         report["held_out"][name] = {"pull_mean": float(pull.mean()),
                                     "pull_std": float(pull.std()),
-                                    "pull_max_abs": float(np.abs(pull).max())}
+                                    "pull_max_abs": float(np.abs(pull).max()),
+                                    "emulator_over_node_error": float(
+                                        np.median(fitted_error / emu.error))}
     choices = {**{name: [emu] for name, emu in groups.items()},
                "shapes (both orientations)": [groups["shape_parallel"],
                                               groups["shape_perpendicular"]],
