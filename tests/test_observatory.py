@@ -217,3 +217,77 @@ def test_observe_cli_rejects_bad_input_before_compute(tmp_path, capsys, argv, na
     assert code == 2
     err = capsys.readouterr().err
     assert name in err and len(err.strip().splitlines()) == 1
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _observe(tiny_run, tmp_path, capsys, *extra, out="o.csv"):
+    from crsky.cli import main
+
+    code = main(["observe", str(tiny_run), "--experiment", "hawc", "--ell-max", "3",
+                 "--events", "1e8", "--out", str(tmp_path / out), *extra])
+    return code, capsys.readouterr()
+
+
+def test_observe_cli_draws_the_observed_sky_map(tiny_run, tmp_path, capsys):
+    """The PNG is written (a PNG by its signature, read back by matplotlib), next to the table;
+    an existing figure is replaced only with --overwrite."""
+    import matplotlib.image as mpimg
+
+    png = tmp_path / "sky.png"
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--sky-map", str(png))
+    assert code == 0, cap.err
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    image = mpimg.imread(png)
+    assert image.ndim == 3 and min(image.shape[:2]) > 100
+    assert (tmp_path / "o.csv").exists()
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--sky-map", str(png), out="p.csv")
+    assert code == 2 and "--sky-map" in cap.err and "--overwrite" in cap.err
+    assert len(cap.err.strip().splitlines()) == 1 and not (tmp_path / "p.csv").exists()
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--sky-map", str(png), "--overwrite")
+    assert code == 0, cap.err
+
+
+@pytest.mark.parametrize("path, message", [
+    ("no_such_folder/sky.png", "--sky-map"),
+    ("sky.jpg", "--sky-map must name a .png"),
+    ("o.csv", "--sky-map"),
+])
+def test_observe_cli_bad_sky_map_path_is_one_line(tiny_run, tmp_path, capsys, path, message):
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--sky-map", str(tmp_path / path))
+    assert code == 2 and message in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.csv").exists()  # refused before any compute
+
+
+@pytest.mark.parametrize("t_omega", ["20", "2e1", "20.0", "20.000001", "0.2e2"])
+def test_observe_cli_accepts_the_last_time_in_any_float_form(tiny_run, tmp_path, capsys,
+                                                            t_omega):
+    from crsky.io import runfile
+
+    assert float(runfile.load(tiny_run).t_omega[-1]) == pytest.approx(20.0, rel=1e-12)
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--t-omega", t_omega)
+    assert code == 0, cap.err
+
+
+@pytest.mark.parametrize("t_omega", ["19.9", "2", "nan", "inf", "-20"])
+def test_observe_cli_rejects_other_times(tiny_run, tmp_path, capsys, t_omega):
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--t-omega", t_omega)
+    assert code == 2 and "--t-omega" in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_observed_sky_map_figure_and_bad_input():
+    from crsky.plotting.sky import observed_sky_map
+
+    nside = 8
+    mask = ob.field_of_view(nside, -28.76, 66.76)
+    observed = ob.observe_map(1e-3 * _directions(nside)[:, 0], mask)
+    fig = observed_sky_map(observed, mask, "HAWC", dec_range_deg=(-28.76, 66.76))
+    assert fig.axes and "HAWC" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="mask"):
+        observed_sky_map(observed, mask[:10])
+    with pytest.raises(ValueError, match="dec_range_deg"):
+        observed_sky_map(observed, mask, dec_range_deg=(10.0,))
+    with pytest.raises(ValueError, match="observed"):
+        observed_sky_map(np.full(12 * nside**2, np.nan), mask)
