@@ -15,7 +15,11 @@ log-uniform on [1e-12, 1e-2]) in three ways:
 - ``pseudo_table``: the same operator, the table's errors (the Gaussian standard deviations
   at the truth, diagonal; ``error_model = "table"``);
 - ``ideal``: the ideal full-sky model on the same pseudo-C_ℓ divided by ``f_sky`` (the usual
-  f_sky correction, noise ``N = Ñ / f_sky``), ``sqrt(2/((2ℓ+1) f_sky)) (C_ℓ + N)`` errors.
+  f_sky correction, noise ``N = Ñ / f_sky``), ``sqrt(2/((2ℓ+1) f_sky)) (C_ℓ + N)`` errors;
+- ``pseudo_fiducial_truth``: as ``pseudo``, the covariance held at the true spectrum
+  (``spectrum_p_model(fiducial=...)``; an oracle, the best case);
+- ``pseudo_fiducial_map``: as ``pseudo``, the covariance held at the ``pseudo`` fit's MAP of the
+  same data set (two steps, no knowledge of the truth).
 
 Reported per experiment and way: 68 % / 95 % coverage of the true p by the central Laplace
 intervals (binomial standard error), the mean and spread of ``median − p``, and the failures
@@ -48,7 +52,7 @@ from crsky.io.tables import load_experiments  # noqa: E402
 from crsky.resources import resolve  # noqa: E402
 
 PRIORS = {"p": models.Prior("uniform", 0.01, 0.99), "q1": models.Prior("loguniform", 1e-12, 1e-2)}
-WAYS = ("pseudo", "pseudo_table", "ideal")
+WAYS = ("pseudo", "pseudo_table", "ideal", "pseudo_fiducial_truth", "pseudo_fiducial_map")
 
 
 def ideal_table(table):
@@ -65,32 +69,37 @@ class Fitter:
     """MAP + Laplace of ``spectrum_p_model`` for tables that differ only in ``cl``: one
     compilation, the data an argument of the jitted potential."""
 
-    def __init__(self, kwargs: dict):
+    def __init__(self, kwargs: dict, fiducial: bool = False):
         self.kwargs = kwargs
+        start = {"p": 0.5, "q1": 1e-6} if fiducial else None
         init, _, postprocess, _ = initialize_model(
-            jax.random.PRNGKey(0), models.spectrum_p_model, model_kwargs=kwargs)
+            jax.random.PRNGKey(0), models.spectrum_p_model,
+            model_kwargs=kwargs | {"fiducial": start})
         self.x0, self.unravel = ravel_pytree(init.z)
         self.postprocess = postprocess
         names = list(init.z)
         self.p_index = int(np.cumsum([0] + [np.size(init.z[n]) for n in names])[names.index("p")])
 
-        def potential(x, cl):
+        def potential(x, args):
+            cl, fid = args
             data = dataclasses.replace(self.kwargs["data"], cl=cl)
-            return potential_energy(models.spectrum_p_model, (), self.kwargs | {"data": data},
-                                    self.unravel(x))
+            extra = {"fiducial": {"p": fid[0], "q1": fid[1]}} if fiducial else {}
+            return potential_energy(models.spectrum_p_model, (),
+                                    self.kwargs | {"data": data} | extra, self.unravel(x))
 
         @jax.jit
-        def fit(cl):
-            sol = optx.minimise(lambda x, a: potential(x, a), optx.BFGS(rtol=1e-9, atol=1e-9),
-                                self.x0, args=cl, max_steps=2000, throw=False)
-            h = jax.hessian(potential)(sol.value, cl)
+        def fit(cl, fid):
+            sol = optx.minimise(potential, optx.BFGS(rtol=1e-9, atol=1e-9), self.x0,
+                                args=(cl, fid), max_steps=2000, throw=False)
+            h = jax.hessian(potential)(sol.value, (cl, fid))
             return sol.value, sol.result == optx.RESULTS.successful, 0.5 * (h + h.T)
 
         self.fit = fit
 
-    def p_quantiles(self, cl, q=(0.025, 0.16, 0.5, 0.84, 0.975)):
-        """Quantiles of p under the Laplace approximation (None if it does not exist)."""
-        x, ok, h = self.fit(jnp.asarray(cl))
+    def p_quantiles(self, cl, fiducial=(0.5, 1e-6), q=(0.025, 0.16, 0.5, 0.84, 0.975)):
+        """Quantiles of p under the Laplace approximation (None if it does not exist), and
+        the MAP ``(p, q1)``; ``fiducial``: ``(p, q1)`` of the covariance if the fitter has one."""
+        x, ok, h = self.fit(jnp.asarray(cl), jnp.asarray(fiducial, dtype=float))
         if not bool(ok) or not bool(jnp.all(jnp.linalg.eigvalsh(h) > 0)):
             return None
         sd = float(jnp.sqrt(jnp.linalg.inv(h)[self.p_index, self.p_index]))
@@ -98,7 +107,8 @@ class Fitter:
         for z in stats.norm.ppf(q):  # 1-D marginal: the transform to p is monotone
             xq = x.at[self.p_index].add(z * sd)
             out.append(float(self.postprocess(self.unravel(xq))["p"]))
-        return np.array(out)
+        mode = self.postprocess(self.unravel(x))
+        return np.array(out), (float(mode["p"]), float(mode["q1"]))
 
 
 def summary(truth: float, quantiles: list) -> dict:
@@ -140,6 +150,7 @@ def main():
         lmax_sky = int(tables[0].meta["lmax_sky"])
         forward = cdata.pseudo_cl_forward(exp, args.nside, exp.ell_max, lmax_sky)
         results[name] = {"mock_seconds": made}
+        maps = {}
         for way in args.ways:
             start = time.perf_counter()
             if way == "ideal":
@@ -149,8 +160,22 @@ def main():
                 sets = [models.spectrum_data(t, 1, exp.ell_max) for t in tables]
                 kwargs = {"data": sets[0], "priors": PRIORS, "experiment": [forward],
                           "error_model": "table" if way == "pseudo_table" else "cosmic_variance"}
-            fitter = Fitter(kwargs)
-            quantiles = [fitter.p_quantiles(s.cl) for s in sets]
+            if way == "pseudo_fiducial_truth":
+                fitter = Fitter(kwargs, fiducial=True)
+                fits = [fitter.p_quantiles(s.cl, (args.p, args.q1)) for s in sets]
+            elif way == "pseudo_fiducial_map":  # two steps: covariance at the first fit's MAP
+                first = [Fitter(kwargs).p_quantiles(s.cl) for s in sets] if "pseudo" not in \
+                    maps else None
+                fitter = Fitter(kwargs, fiducial=True)
+                fits = [None if m is None else fitter.p_quantiles(s.cl, m)
+                        for s, m in zip(sets, maps.get("pseudo") or [
+                            None if f is None else f[1] for f in first], strict=True)]
+            else:
+                fitter = Fitter(kwargs)
+                fits = [fitter.p_quantiles(s.cl) for s in sets]
+            if way == "pseudo":
+                maps["pseudo"] = [None if f is None else f[1] for f in fits]
+            quantiles = [None if f is None else f[0] for f in fits]
             results[name][way] = summary(args.p, quantiles) | {
                 "seconds": time.perf_counter() - start,
                 "medians": [None if q is None else q[2] for q in quantiles]}

@@ -328,3 +328,43 @@ def test_mixing_check_bad_input():
         ob.mixing_check(np.ones((3, 4)), np.ones((2, 6)), np.ones((4, 6)))
     with pytest.raises(ValueError, match="mixing"):
         ob.mixing_check(np.ones((3, 4)), np.ones((3, 6)), np.ones((4, 5)))
+
+
+def _log_likelihood(spectrum, experiment, p, q1, fiducial=None):
+    from numpyro.infer.util import log_density
+
+    priors = {"p": models.Prior("uniform", 0.01, 0.99),
+              "q1": models.Prior("loguniform", 1e-12, 1e-2)}
+    kwargs = {"data": spectrum, "priors": priors, "experiment": experiment,
+              "fiducial": fiducial}
+    _, trace = log_density(models.spectrum_p_model, (), kwargs, {"p": p, "q1": q1})
+    return float(trace["cl_obs"]["fn"].log_prob(trace["cl_obs"]["value"]).sum())
+
+
+@pytest.mark.parametrize("pseudo", [True, False])
+def test_fiducial_covariance_option(pseudo):
+    """fiducial = the model point reproduces the default likelihood (same covariance there);
+    with the covariance held, only the mean q1 * shape(p) moves, so at fixed p the Gaussian
+    log-likelihood is exactly quadratic in q1 (third finite difference 0 to rounding), which
+    it is not when the covariance follows the model."""
+    name = "mock_icecube_hawc_pseudo_cl.csv" if pseudo else "mock_icecube_hawc_cl.csv"
+    spectrum = models.spectrum_data(tables.load_cl_table(resolve("data", name)), 1, 18,
+                                    ["HAWC"])
+    experiment = None
+    if pseudo:
+        experiments = tables.load_experiments(resolve("data", "experiments.toml"))
+        experiment = [data.pseudo_cl_forward(experiments["HAWC"], 64, 18)]
+    fid = {"p": 0.5, "q1": 1e-6}
+    assert _log_likelihood(spectrum, experiment, 0.5, 1e-6, fid) == pytest.approx(
+        _log_likelihood(spectrum, experiment, 0.5, 1e-6), rel=1e-10)
+    assert _log_likelihood(spectrum, experiment, 0.6, 2e-6, fid) != pytest.approx(
+        _log_likelihood(spectrum, experiment, 0.6, 2e-6), rel=1e-6)
+    q1 = 1e-6 * np.array([0.8, 1.0, 1.2, 1.4])
+    held = np.array([_log_likelihood(spectrum, experiment, 0.55, q, fid) for q in q1])
+    moving = np.array([_log_likelihood(spectrum, experiment, 0.55, q) for q in q1])
+    assert abs(np.diff(held, 3)[0]) < 1e-8 * abs(np.diff(held, 2)[0])
+    assert abs(np.diff(moving, 3)[0]) > 1e-4 * abs(np.diff(moving, 2)[0])
+    with pytest.raises(ValueError, match="fiducial"):
+        _log_likelihood(spectrum, experiment, 0.5, 1e-6, {"p": 0.5})
+    with pytest.raises(ValueError, match="fiducial p"):
+        _log_likelihood(spectrum, experiment, 0.5, 1e-6, {"p": 1.5, "q1": 1e-6})
