@@ -368,3 +368,25 @@ def test_fiducial_covariance_option(pseudo):
         _log_likelihood(spectrum, experiment, 0.5, 1e-6, {"p": 0.5})
     with pytest.raises(ValueError, match="fiducial p"):
         _log_likelihood(spectrum, experiment, 0.5, 1e-6, {"p": 1.5, "q1": 1e-6})
+
+
+def test_fiducial_key_of_a_run_file(tmp_path):
+    from crsky.pipelines.inference import build
+
+    shipped = resolve("run_file", "mock_icecube_hawc_pseudo_p")
+    text = shipped.read_text().replace(
+        '"../data/mock_icecube_hawc_pseudo_cl.csv"',
+        repr(str(resolve("data", "mock_icecube_hawc_pseudo_cl.csv"))).replace("'", '"'))
+    run = tmp_path / "run.toml"
+    run.write_text(text.replace("[data]", "fiducial = {p = 0.5, q1 = 1e-6}\n[data]", 1))
+    assert build(run)["kwargs"]["fiducial"] == {"p": 0.5, "q1": 1e-6}
+    run.write_text(text.replace("[data]", "fiducial = {p = 0.5}\n[data]", 1))
+    with pytest.raises(ValueError, match="fiducial must give numbers p and q1"):
+        build(run)
+    run.write_text(text.replace("[data]", "fiducial = {p = 0.5, q = 1}\n[data]", 1))
+    with pytest.raises(ValueError, match="unknown key 'q'"):
+        build(run)
+    bad = text.replace('error_model = "cosmic_variance"', 'error_model = "table"')
+    run.write_text(bad.replace("[data]", "fiducial = {p = 0.5, q1 = 1e-6}\n[data]", 1))
+    with pytest.raises(ValueError, match="cosmic_variance"):
+        build(run)
