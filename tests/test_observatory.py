@@ -353,7 +353,7 @@ def test_fiducial_covariance_option(pseudo):
     experiment = None
     if pseudo:
         experiments = tables.load_experiments(resolve("data", "experiments.toml"))
-        experiment = [data.pseudo_cl_forward(experiments["HAWC"], 64, 18)]
+        experiment = [data.pseudo_cl_forward(experiments["HAWC"], 16, 18)]  # small kernels
     fid = {"p": 0.5, "q1": 1e-6}
     assert _log_likelihood(spectrum, experiment, 0.5, 1e-6, fid) == pytest.approx(
         _log_likelihood(spectrum, experiment, 0.5, 1e-6), rel=1e-10)
