@@ -20,7 +20,9 @@ reference map estimated from its own data. This module holds, as pure functions:
   on declination only and the reference map removes the ring means (the ``m = 0`` part of every
   ring), the operator is diagonal in ``m``; its kernels ``K^m_{ℓL}`` (:func:`coupling_kernels`)
   give the mixing matrix (:func:`mixing_matrix`, MASTER-like with the ``m = 0`` term removed)
-  and the Gaussian covariance of the pseudo-``C_ℓ`` (:func:`pseudo_cl_moments`).
+  and the Gaussian covariance of the pseudo-``C_ℓ`` (:func:`pseudo_cl_moments`);
+- **the check** of that isotropic prediction on an ensemble of maps (:func:`mixing_check`:
+  paired differences of pseudo-``C_ℓ`` and ``M C`` per realisation).
 
 Why the ``m = 0`` term goes: a reference map built from the data (time scrambling, direct
 integration, the likelihood method of Ahlers et al. 2016, ApJ 823, 10) normalises every
