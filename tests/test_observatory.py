@@ -217,3 +217,176 @@ def test_observe_cli_rejects_bad_input_before_compute(tmp_path, capsys, argv, na
     assert code == 2
     err = capsys.readouterr().err
     assert name in err and len(err.strip().splitlines()) == 1
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _observe(tiny_run, tmp_path, capsys, *extra, out="o.csv"):
+    from crsky.cli import main
+
+    code = main(["observe", str(tiny_run), "--experiment", "hawc", "--ell-max", "3",
+                 "--events", "1e8", "--out", str(tmp_path / out), *extra])
+    return code, capsys.readouterr()
+
+
+def test_observe_cli_draws_the_observed_sky_map(tiny_run, tmp_path, capsys):
+    """The PNG is written (a PNG by its signature, read back by matplotlib), next to the table;
+    an existing figure is replaced only with --overwrite."""
+    import matplotlib.image as mpimg
+
+    png = tmp_path / "sky.png"
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--sky-map", str(png))
+    assert code == 0, cap.err
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    image = mpimg.imread(png)
+    assert image.ndim == 3 and min(image.shape[:2]) > 100
+    assert (tmp_path / "o.csv").exists()
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--sky-map", str(png), out="p.csv")
+    assert code == 2 and "--sky-map" in cap.err and "--overwrite" in cap.err
+    assert len(cap.err.strip().splitlines()) == 1 and not (tmp_path / "p.csv").exists()
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--sky-map", str(png), "--overwrite")
+    assert code == 0, cap.err
+
+
+@pytest.mark.parametrize("path, message", [
+    ("no_such_folder/sky.png", "--sky-map"),
+    ("sky.jpg", "--sky-map must name a .png"),
+    ("o.csv", "--sky-map"),
+])
+def test_observe_cli_bad_sky_map_path_is_one_line(tiny_run, tmp_path, capsys, path, message):
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--sky-map", str(tmp_path / path))
+    assert code == 2 and message in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.csv").exists()  # refused before any compute
+
+
+@pytest.mark.parametrize("t_omega", ["20", "2e1", "20.0", "20.000001", "0.2e2"])
+def test_observe_cli_accepts_the_last_time_in_any_float_form(tiny_run, tmp_path, capsys,
+                                                            t_omega):
+    from crsky.io import runfile
+
+    assert float(runfile.load(tiny_run).t_omega[-1]) == pytest.approx(20.0, rel=1e-12)
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--t-omega", t_omega)
+    assert code == 0, cap.err
+
+
+@pytest.mark.parametrize("t_omega", ["19.9", "2", "nan", "inf", "-20"])
+def test_observe_cli_rejects_other_times(tiny_run, tmp_path, capsys, t_omega):
+    code, cap = _observe(tiny_run, tmp_path, capsys, "--t-omega", t_omega)
+    assert code == 2 and "--t-omega" in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_observed_sky_map_figure_and_bad_input():
+    from crsky.plotting.sky import observed_sky_map
+
+    nside = 8
+    mask = ob.field_of_view(nside, -28.76, 66.76)
+    observed = ob.observe_map(1e-3 * _directions(nside)[:, 0], mask)
+    fig = observed_sky_map(observed, mask, "HAWC", dec_range_deg=(-28.76, 66.76))
+    assert fig.axes and "HAWC" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="mask"):
+        observed_sky_map(observed, mask[:10])
+    with pytest.raises(ValueError, match="dec_range_deg"):
+        observed_sky_map(observed, mask, dec_range_deg=(10.0,))
+    with pytest.raises(ValueError, match="observed"):
+        observed_sky_map(np.full(12 * nside**2, np.nan), mask)
+
+
+@pytest.mark.parametrize("band, lmax", [((-90.0, -23.578), 36), ((-28.76, 66.76), 18)])
+def test_mixing_check_agrees_on_isotropic_gaussian_skies(band, lmax):
+    """200 healpy.synfast skies (band-limited to 3 nside - 1, isotropic), observed without
+    shot noise: the paired deviation <C~ - M C> vanishes within Monte Carlo errors, every pull
+    below 4 (36 or 18 correlated pulls) and Hotelling's joint test not rejecting at 1e-3."""
+    nside, n_mc = 16, 200
+    lmax_sky = 3 * nside - 1
+    ell = np.arange(lmax_sky + 1)
+    cl = np.where(ell > 0, 1e-6 / (ell + 1.0) ** 2, 0.0)
+    mask = ob.field_of_view(nside, *band)
+    mixing = ob.mixing_matrix(ob.coupling_kernels(nside, mask, lmax))
+    np.random.seed(5)  # noqa: NPY002 (synfast draws from numpy's global generator)
+    skies = [hp.synfast(cl, nside, lmax=lmax_sky) for _ in range(n_mc)]
+    pseudo = np.array([ob.pseudo_cl(ob.observe_map(m, mask), lmax) for m in skies])
+    full = np.array([hp.anafast(m, lmax=lmax_sky, iter=3) for m in skies])
+    check = ob.mixing_check(pseudo, full, mixing)
+    assert np.max(np.abs(check["significance"][1:])) < 4, check["significance"]
+    assert check["p_value"] > 1e-3
+    assert np.max(check["relative_error"][1:]) < 0.1  # the test has power at the 10 % level
+    # an anisotropic sky (every a_lm with m = 1 tripled) is caught
+    alms = [hp.map2alm(m, lmax=lmax_sky, iter=3) for m in skies]
+    m1 = hp.Alm.getlm(lmax_sky)[1] == 1
+    boosted = [hp.alm2map(np.where(m1, 3 * a, a), nside, lmax=lmax_sky) for a in alms]
+    pseudo_b = np.array([ob.pseudo_cl(ob.observe_map(m, mask), lmax) for m in boosted])
+    full_b = np.array([hp.anafast(m, lmax=lmax_sky, iter=3) for m in boosted])
+    assert ob.mixing_check(pseudo_b, full_b, mixing)["p_value"] < 1e-6
+
+
+def test_mixing_check_bad_input():
+    with pytest.raises(ValueError, match="pseudo_spectra"):
+        ob.mixing_check(np.ones((1, 4)), np.ones((1, 6)), np.ones((4, 6)))
+    with pytest.raises(ValueError, match="full_sky_spectra"):
+        ob.mixing_check(np.ones((3, 4)), np.ones((2, 6)), np.ones((4, 6)))
+    with pytest.raises(ValueError, match="mixing"):
+        ob.mixing_check(np.ones((3, 4)), np.ones((3, 6)), np.ones((4, 5)))
+
+
+def _log_likelihood(spectrum, experiment, p, q1, fiducial=None):
+    from numpyro.infer.util import log_density
+
+    priors = {"p": models.Prior("uniform", 0.01, 0.99),
+              "q1": models.Prior("loguniform", 1e-12, 1e-2)}
+    kwargs = {"data": spectrum, "priors": priors, "experiment": experiment,
+              "fiducial": fiducial}
+    _, trace = log_density(models.spectrum_p_model, (), kwargs, {"p": p, "q1": q1})
+    return float(trace["cl_obs"]["fn"].log_prob(trace["cl_obs"]["value"]).sum())
+
+
+@pytest.mark.parametrize("pseudo", [True, False])
+def test_fiducial_covariance_option(pseudo):
+    """fiducial = the model point reproduces the default likelihood (same covariance there);
+    with the covariance held, only the mean q1 * shape(p) moves, so at fixed p the Gaussian
+    log-likelihood is exactly quadratic in q1 (third finite difference 0 to rounding), which
+    it is not when the covariance follows the model."""
+    name = "mock_icecube_hawc_pseudo_cl.csv" if pseudo else "mock_icecube_hawc_cl.csv"
+    spectrum = models.spectrum_data(tables.load_cl_table(resolve("data", name)), 1, 18,
+                                    ["HAWC"])
+    experiment = None
+    if pseudo:
+        experiments = tables.load_experiments(resolve("data", "experiments.toml"))
+        experiment = [data.pseudo_cl_forward(experiments["HAWC"], 16, 18)]  # small kernels
+    fid = {"p": 0.5, "q1": 1e-6}
+    assert _log_likelihood(spectrum, experiment, 0.5, 1e-6, fid) == pytest.approx(
+        _log_likelihood(spectrum, experiment, 0.5, 1e-6), rel=1e-10)
+    assert _log_likelihood(spectrum, experiment, 0.6, 2e-6, fid) != pytest.approx(
+        _log_likelihood(spectrum, experiment, 0.6, 2e-6), rel=1e-6)
+    q1 = 1e-6 * np.array([0.8, 1.0, 1.2, 1.4])
+    held = np.array([_log_likelihood(spectrum, experiment, 0.55, q, fid) for q in q1])
+    moving = np.array([_log_likelihood(spectrum, experiment, 0.55, q) for q in q1])
+    assert abs(np.diff(held, 3)[0]) < 1e-8 * abs(np.diff(held, 2)[0])
+    assert abs(np.diff(moving, 3)[0]) > 1e-4 * abs(np.diff(moving, 2)[0])
+    with pytest.raises(ValueError, match="fiducial"):
+        _log_likelihood(spectrum, experiment, 0.5, 1e-6, {"p": 0.5})
+    with pytest.raises(ValueError, match="fiducial p"):
+        _log_likelihood(spectrum, experiment, 0.5, 1e-6, {"p": 1.5, "q1": 1e-6})
+
+
+def test_fiducial_key_of_a_run_file(tmp_path):
+    from crsky.pipelines.inference import build
+
+    shipped = resolve("run_file", "mock_icecube_hawc_pseudo_p")
+    text = shipped.read_text().replace(
+        '"../data/mock_icecube_hawc_pseudo_cl.csv"',
+        repr(str(resolve("data", "mock_icecube_hawc_pseudo_cl.csv"))).replace("'", '"'))
+    run = tmp_path / "run.toml"
+    run.write_text(text.replace("[data]", "fiducial = {p = 0.5, q1 = 1e-6}\n[data]", 1))
+    assert build(run)["kwargs"]["fiducial"] == {"p": 0.5, "q1": 1e-6}
+    run.write_text(text.replace("[data]", "fiducial = {p = 0.5}\n[data]", 1))
+    with pytest.raises(ValueError, match="fiducial must give numbers p and q1"):
+        build(run)
+    run.write_text(text.replace("[data]", "fiducial = {p = 0.5, q = 1}\n[data]", 1))
+    with pytest.raises(ValueError, match="unknown key 'q'"):
+        build(run)
+    bad = text.replace('error_model = "cosmic_variance"', 'error_model = "table"')
+    run.write_text(bad.replace("[data]", "fiducial = {p = 0.5, q1 = 1e-6}\n[data]", 1))
+    with pytest.raises(ValueError, match="cosmic_variance"):
+        build(run)

@@ -373,8 +373,11 @@ def spectrum_p_parameters(data: SpectrumData, error_model: str = "cosmic_varianc
     } | _noise_parameters(data, error_model)
 
 
-def _spectrum_likelihood(data: SpectrumData, priors, mean, extra_var, error_model: str):
-    """Gaussian likelihood of ``data.cl`` around ``mean`` (shape (n,)); noise sampled if free."""
+def _spectrum_likelihood(data: SpectrumData, priors, mean, extra_var, error_model: str,
+                         fiducial_mean=None):
+    """Gaussian likelihood of ``data.cl`` around ``mean`` (shape (n,)); noise sampled if free.
+    ``fiducial_mean``: the ``C_l`` at which the cosmic variance is evaluated (default
+    ``mean``)."""
     _validate.one_of("error_model", error_model, ERROR_MODELS)
     if error_model == "table":
         sigma = jnp.asarray(data.error)
@@ -383,7 +386,8 @@ def _spectrum_likelihood(data: SpectrumData, priors, mean, extra_var, error_mode
             priors[f"noise_{name}"].sample(f"noise_{name}") if math.isnan(n) else jnp.asarray(n)
             for name, n in zip(data.experiments, data.noise, strict=True)
         ])[data.experiment_index]
-        sigma = cosmic_variance_sigma(mean, data.ell, data.f_sky, noise)
+        at = mean if fiducial_mean is None else fiducial_mean
+        sigma = cosmic_variance_sigma(at, data.ell, data.f_sky, noise)
     numpyro.sample("cl_obs", dist.Normal(mean, jnp.sqrt(sigma**2 + extra_var)), obs=data.cl)
 
 
@@ -446,11 +450,13 @@ def _stacked_kernels(ops, index, ell) -> tuple[np.ndarray, np.ndarray]:
     return kernels, noise
 
 
-def _pseudo_likelihood(data: SpectrumData, priors, ops, cl_sky, extra_var, error_model):
+def _pseudo_likelihood(data: SpectrumData, priors, ops, cl_sky, extra_var, error_model,
+                       fiducial_sky=None):
     """Likelihood of pseudo-``C_l`` rows: mean and joint Gaussian covariance of
     :func:`crsky.physics.observatory.pseudo_cl_moments` (experiments seeing the same sky are
     correlated through it), noise white at the table's (or a free) level ``Ñ``; the table's
-    ``cl`` is the pseudo-``C_l`` minus ``Ñ``."""
+    ``cl`` is the pseudo-``C_l`` minus ``Ñ``. ``fiducial_sky``: the sky ``C_L`` at which the
+    covariance is evaluated (default ``cl_sky``, the model's)."""
     _validate.one_of("error_model", error_model, ERROR_MODELS)
     kernels, noise_kernels = _stacked_kernels(ops, data.experiment_index, data.ell)
     idx = data.experiment_index
@@ -462,6 +468,10 @@ def _pseudo_likelihood(data: SpectrumData, priors, ops, cl_sky, extra_var, error
     mean, cov = observatory.pseudo_cl_moments(
         kernels, data.ell, cl_sky, (level / f_sky)[idx], noise_kernels
     )
+    if fiducial_sky is not None:  # covariance held at the fiducial spectrum
+        _, cov = observatory.pseudo_cl_moments(
+            kernels, data.ell, fiducial_sky, (level / f_sky)[idx], noise_kernels
+        )
     mean = mean - level[idx]
     if error_model == "table":
         cov = jnp.diag(jnp.asarray(data.error) ** 2)
@@ -475,7 +485,8 @@ def _pseudo_likelihood(data: SpectrumData, priors, ops, cl_sky, extra_var, error
 
 
 def spectrum_p_model(data: SpectrumData, priors: Mapping[str, Prior],
-                     error_model: str = "cosmic_variance", experiment=None):
+                     error_model: str = "cosmic_variance", experiment=None,
+                     fiducial: Mapping[str, float] | None = None):
     """NumPyro model: ``Ĉ_l`` → exponent ``p`` and amplitude ``q1`` of the BGK closure.
 
     Mean ``C_l = crsky.physics.bgk.cl(p, l, q1) = q1 cl_shape(p, l)`` (rel.-diffusion paper eq.
@@ -489,16 +500,34 @@ def spectrum_p_model(data: SpectrumData, priors: Mapping[str, Prior],
     the experiments' observation operators; the data are then pseudo-``C_l`` and the mean and
     covariance those of :func:`crsky.physics.observatory.pseudo_cl_moments` for the sky
     ``C_L = bgk.cl(p, L, q1)``, ``L = 1 .. lmax_sky`` (``C_0 = 0``; the filter removes it).
+
+    ``fiducial`` (``{"p": ..., "q1": ...}``, ``error_model="cosmic_variance"`` only): hold the
+    covariance (pseudo-``C_l``) or the cosmic variance (full sky) at the BGK spectrum of these
+    values instead of the model's (a fiducial covariance); the mean still follows ``p``, ``q1``. A
+    covariance that moves with the parameters biases the fit towards larger variance
+    (``benchmarks/closure_observatory.py``); a first fit's values are a natural fiducial.
     """
     ops = check_observation(data, experiment)
+    if fiducial is not None:
+        if error_model != "cosmic_variance":
+            raise ValueError("fiducial applies to error_model='cosmic_variance' only")
+        if not isinstance(fiducial, Mapping) or set(fiducial) != {"p", "q1"}:
+            raise ValueError(f"fiducial must be a mapping with keys p and q1, got {fiducial!r}")
+        _validate.open_interval("fiducial p", fiducial["p"], 0.0, 1.0)
+        _validate.positive("fiducial q1", fiducial["q1"])
     p = priors["p"].sample("p")
     q1 = priors["q1"].sample("q1")
     if ops is None:
         mean = bgk.cl(p, jnp.asarray(data.ell), q1)
-        _spectrum_likelihood(data, priors, mean, 0.0, error_model)
+        fid = None if fiducial is None else bgk.cl(fiducial["p"], jnp.asarray(data.ell),
+                                                   fiducial["q1"])
+        _spectrum_likelihood(data, priors, mean, 0.0, error_model, fid)
         return
-    sky = jnp.concatenate([jnp.zeros(1), bgk.cl(p, jnp.arange(1, ops[0].lmax_sky + 1), q1)])
-    _pseudo_likelihood(data, priors, ops, sky, 0.0, error_model)
+    sky_ell = jnp.arange(1, ops[0].lmax_sky + 1)
+    sky = jnp.concatenate([jnp.zeros(1), bgk.cl(p, sky_ell, q1)])
+    fid = None if fiducial is None else jnp.concatenate(
+        [jnp.zeros(1), bgk.cl(fiducial["p"], sky_ell, fiducial["q1"])])
+    _pseudo_likelihood(data, priors, ops, sky, 0.0, error_model, fid)
 
 
 def spectrum_sigma_parameters(data: SpectrumData, emulator: Emulator,

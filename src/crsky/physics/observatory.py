@@ -20,7 +20,9 @@ reference map estimated from its own data. This module holds, as pure functions:
   on declination only and the reference map removes the ring means (the ``m = 0`` part of every
   ring), the operator is diagonal in ``m``; its kernels ``K^m_{ℓL}`` (:func:`coupling_kernels`)
   give the mixing matrix (:func:`mixing_matrix`, MASTER-like with the ``m = 0`` term removed)
-  and the Gaussian covariance of the pseudo-``C_ℓ`` (:func:`pseudo_cl_moments`).
+  and the Gaussian covariance of the pseudo-``C_ℓ`` (:func:`pseudo_cl_moments`);
+- **the check** of that isotropic prediction on an ensemble of maps (:func:`mixing_check`:
+  paired differences of pseudo-``C_ℓ`` and ``M C`` per realisation).
 
 Why the ``m = 0`` term goes: a reference map built from the data (time scrambling, direct
 integration, the likelihood method of Ahlers et al. 2016, ApJ 823, 10) normalises every
@@ -39,6 +41,7 @@ import healpy as hp
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 from scipy.spatial.transform import Rotation
 
 from crsky import _validate
@@ -439,3 +442,67 @@ def pseudo_cl_moments(kernels, ell, cl_sky, noise_per_sr=0.0, noise_kernels=None
     mean = w * jnp.einsum("mii->i", sigma)
     cov = w[:, None] * w[None, :] * jnp.sum(sigma**2, axis=0)
     return mean, cov
+
+
+# --------------------------------------------------------------------------- mixing check
+
+
+def mixing_check(pseudo_spectra, full_sky_spectra, mixing) -> dict:
+    """How well the isotropic mixing matrix predicts the mean pseudo-``C_ℓ`` of an ensemble.
+
+    For each realisation ``r`` the pseudo-spectrum ``C̃_r`` (:func:`pseudo_cl` of its observed
+    map) and the prediction ``M C_r`` from the same map's full-sky ``C_L`` (``anafast`` of the
+    whole-sky map) give the paired difference ``d_r = C̃_r − M C_r``. For a statistically
+    isotropic sky ``⟨d⟩ = 0`` (the MASTER relation ``⟨C̃⟩ = M ⟨C⟩``, Hivon et al. 2002, ApJ 567,
+    2, eq. 3, with the ``m = 0`` term removed: :func:`mixing_matrix`); pairing the same maps
+    cancels most of the cosmic variance, so the Monte Carlo error is that of ``d`` alone. A sky
+    whose statistics depend on direction (a preferred axis ``B0``) need not satisfy it.
+
+    Args:
+        pseudo_spectra: ``C̃_ℓ`` per realisation, ``(R, lmax + 1)``, ``R >= 2``.
+        full_sky_spectra: full-sky ``C_L`` of the same maps, ``(R, lmax_sky + 1)``.
+        mixing: ``M_{ℓL}`` (:func:`mixing_matrix`), ``(lmax + 1, lmax_sky + 1)``.
+
+    Returns:
+        dict of arrays over ``ℓ = 0..lmax`` (spectra in the map's units squared): ``ell``,
+        ``observed`` (ensemble-mean ``C̃_ℓ``), ``predicted`` (mean ``M C``), ``deviation``
+        (``mean d``), ``error`` (its Monte Carlo standard error ``std(d)/√R``),
+        ``relative`` (``mean d / predicted``), ``relative_error`` (``error / predicted``) and
+        ``significance`` (``mean d / error``; NaN where ``error`` is 0, e.g. ``ℓ = 0``); and
+        the joint test over ``ℓ = 1..lmax`` with the sample covariance ``S`` of ``d`` (the
+        pulls are correlated through the mask): Hotelling's ``t2 = R d̄ᵀ S⁻¹ d̄`` and its
+        ``p_value`` from ``(R − p) t2 / (p (R − 1)) ~ F(p, R − p)`` (``p = lmax`` multipoles;
+        NaN unless ``R > lmax``).
+    """
+    pseudo = np.asarray(pseudo_spectra, dtype=float)
+    full = np.asarray(full_sky_spectra, dtype=float)
+    m = np.asarray(mixing, dtype=float)
+    if pseudo.ndim != 2 or pseudo.shape[0] < 2:
+        raise ValueError(f"pseudo_spectra must be (R >= 2, lmax + 1), got {pseudo.shape}")
+    if full.ndim != 2 or full.shape[0] != pseudo.shape[0]:
+        raise ValueError(f"full_sky_spectra must be (R = {pseudo.shape[0]}, lmax_sky + 1), got "
+                         f"{full.shape}")
+    if m.shape != (pseudo.shape[1], full.shape[1]):
+        raise ValueError(f"mixing must be ({pseudo.shape[1]}, {full.shape[1]}), got {m.shape}")
+    for name, value in (("pseudo_spectra", pseudo), ("full_sky_spectra", full), ("mixing", m)):
+        _validate.finite(name, value)
+    predicted = full @ m.T  # M C_r per realisation
+    d = pseudo - predicted
+    n = pseudo.shape[0]
+    mean_d, error = d.mean(0), d.std(0, ddof=1) / np.sqrt(n)
+    mean_pred = predicted.mean(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(mean_pred != 0, mean_d / mean_pred, np.nan)
+        relative_error = np.where(mean_pred != 0, error / mean_pred, np.nan)
+        significance = np.where(error > 0, mean_d / error, np.nan)
+    p = pseudo.shape[1] - 1
+    t2 = p_value = math.nan
+    if n > p:
+        # Hotelling's T² test of ⟨d⟩ = 0 over ℓ = 1..lmax (Hotelling 1931)
+        s_inv = np.linalg.pinv(np.cov(d[:, 1:], rowvar=False))
+        t2 = float(n * mean_d[1:] @ s_inv @ mean_d[1:])
+        p_value = float(stats.f.sf((n - p) * t2 / (p * (n - 1)), p, n - p))
+    return {"ell": np.arange(pseudo.shape[1]), "observed": pseudo.mean(0),
+            "predicted": mean_pred, "deviation": mean_d, "error": error, "relative": relative,
+            "relative_error": relative_error, "significance": significance, "t2": t2,
+            "p_value": p_value}

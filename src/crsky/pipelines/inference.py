@@ -30,7 +30,8 @@ EXCESS_TABLE_DELTA = (1e-5, 1e-3)
 """δ = V_A/c range of the excess table; a ``table`` run's ``va_over_c`` prior must lie in it."""
 
 
-TOP_KEYS = {"model", "forward", "error_model", "data", "priors", "sampler", "diagnostics"}
+TOP_KEYS = {"model", "forward", "error_model", "fiducial", "data", "priors", "sampler",
+            "diagnostics"}
 
 
 DATA_KEYS = {
@@ -175,9 +176,24 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
             kwargs["experiment"] = observation_operators(run_file, cl_table, spectrum, observed)
         models.check_observation(spectrum, kwargs.get("experiment"))
         meta = {"cl_table": str(path("cl_table"))} | cl_table.meta
+        if "fiducial" in config and name != "spectrum_p":
+            raise ValueError(f"{run_file}: 'fiducial' applies to the spectrum_p model only")
         if name == "spectrum_p":
             parameters = models.spectrum_p_parameters(spectrum, error_model)
             model = models.spectrum_p_model
+            if "fiducial" in config:  # covariance held at this BGK spectrum
+                fiducial = _table(str(run_file), config["fiducial"], lines, "fiducial")
+                _check_keys(f"{run_file} fiducial", fiducial, {"p", "q1"}, {})
+                if set(fiducial) != {"p", "q1"} or not all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool)
+                        for v in fiducial.values()):
+                    raise ValueError(f"{run_file}: fiducial must give numbers p and q1, got "
+                                     f"{fiducial!r}")
+                if error_model != "cosmic_variance":
+                    raise ValueError(f"{run_file}: fiducial applies to error_model "
+                                     "'cosmic_variance' only")
+                kwargs["fiducial"] = {k: float(v) for k, v in fiducial.items()}
+                meta["fiducial"] = kwargs["fiducial"]
         else:
             emulator = load_emulator(path("emulator"))
             if "emulator_degree" in table:

@@ -284,6 +284,52 @@ def cl_table_from_run(run: Ensemble, orientation: str = "parallel", ell_max: int
                    noise=np.full(n, float(stats.noise[at])), meta=meta)
 
 
+
+def _observation_input(run: Ensemble, experiment, ell_max: int | None):
+    """Basis maps ``(R, Npix, 6)``, ``lmax`` and ``lmax_sky`` of :func:`observed_cl_table`,
+    checked (``ValueError``)."""
+    if "maps_last" not in run.arrays:
+        raise ValueError("the run file has no maps_last (basis maps at the last time)")
+    maps = np.asarray(run.arrays["maps_last"], dtype=float)  # (n_real, Npix, 6)
+    if maps.shape[0] < 2:
+        raise ValueError("the run needs >= 2 realisations (the table's error is their spread)")
+    nside = run.config.nside
+    lmax = experiment.ell_max if ell_max is None else ell_max
+    if lmax is None:
+        raise ValueError(f"ell_max: no source gives ell_max of {experiment.name}; pass one")
+    lmax_sky = 3 * nside - 1
+    observatory.check_ell_range(lmax, lmax_sky, nside)
+    return maps, lmax, lmax_sky
+
+
+def observed_maps(run: Ensemble, experiment, *, events: float | None = None,
+                  b0_ra_deg: float = observatory.B0_RA_DEG,
+                  b0_dec_deg: float = observatory.B0_DEC_DEG, field_sign: int = 1,
+                  gradient_angle_deg: float = 0.0, gradient_azimuth_deg: float = 0.0,
+                  strength: float = 1e-4, seed: int = 0):
+    """Yield, realisation by realisation, the relative-intensity map ``δI_obs`` (equatorial,
+    RING, ``(Npix,)``, dimensionless, ``0`` outside the field of view) that ``experiment``
+    reconstructs: the maps :func:`observed_cl_table` takes the pseudo-``C_l`` of, with the same
+    Poisson draws for the same ``seed`` (see there for the arguments)."""
+    if "maps_last" not in run.arrays:
+        raise ValueError("the run file has no maps_last (basis maps at the last time)")
+    _validate.positive("strength", strength)
+    if events is not None:
+        _validate.positive("events", events)
+    rotation = observatory.simulation_frame(
+        observatory.radec_to_vector(b0_ra_deg, b0_dec_deg), field_sign=field_sign
+    )
+    g = observatory.gradient_from_b0(gradient_angle_deg, gradient_azimuth_deg, strength)
+    K = run.diffusion().K[-1]
+    c = np.asarray(sky.liouville_coefficients(g, K))
+    mask = experiment.field_of_view(run.config.nside)
+    rng = np.random.default_rng(seed)
+    for basis in np.asarray(run.arrays["maps_last"], dtype=float):
+        # rel.-diffusion paper eq. (2.1): δI = c · b, rotated onto the sky (R ẑ = B̂0)
+        sky_map = observatory.rotate_map_healpy(basis @ c, rotation)
+        yield observatory.observe_map(sky_map, mask, events=events, rng=rng)
+
+
 def observed_cl_table(run: Ensemble, experiment, *, events: float | None = None,
                       b0_ra_deg: float = observatory.B0_RA_DEG,
                       b0_dec_deg: float = observatory.B0_DEC_DEG, field_sign: int = 1,
@@ -300,33 +346,14 @@ def observed_cl_table(run: Ensemble, experiment, *, events: float | None = None,
     its pseudo-``C_l`` taken; ``cl`` = mean over realisations minus the flat noise level,
     ``error`` its standard error. ``strength`` must keep ``|δI| < 1``.
     """
-    if "maps_last" not in run.arrays:
-        raise ValueError("the run file has no maps_last (basis maps at the last time)")
-    _validate.positive("strength", strength)
-    maps = np.asarray(run.arrays["maps_last"], dtype=float)  # (n_real, Npix, 6)
-    if maps.shape[0] < 2:
-        raise ValueError("the run needs >= 2 realisations (the table's error is their spread)")
+    _, lmax, lmax_sky = _observation_input(run, experiment, ell_max)
     nside = run.config.nside
-    lmax = experiment.ell_max if ell_max is None else ell_max
-    if lmax is None:
-        raise ValueError(f"ell_max: no source gives ell_max of {experiment.name}; pass one")
-    lmax_sky = 3 * nside - 1
-    observatory.check_ell_range(lmax, lmax_sky, nside)
-    if events is not None:
-        _validate.positive("events", events)
-    rotation = observatory.simulation_frame(
-        observatory.radec_to_vector(b0_ra_deg, b0_dec_deg), field_sign=field_sign
-    )
-    g = observatory.gradient_from_b0(gradient_angle_deg, gradient_azimuth_deg, strength)
-    K = run.diffusion().K[-1]
-    c = np.asarray(sky.liouville_coefficients(g, K))
     mask = experiment.field_of_view(nside)
-    rng = np.random.default_rng(seed)
-    spectra = []
-    for basis in maps:
-        sky_map = observatory.rotate_map_healpy(basis @ c, rotation)
-        observed = observatory.observe_map(sky_map, mask, events=events, rng=rng)
-        spectra.append(np.asarray(observatory.pseudo_cl(observed, lmax)))
+    spectra = [np.asarray(observatory.pseudo_cl(observed, lmax)) for observed in observed_maps(
+        run, experiment, events=events, b0_ra_deg=b0_ra_deg, b0_dec_deg=b0_dec_deg,
+        field_sign=field_sign, gradient_angle_deg=gradient_angle_deg,
+        gradient_azimuth_deg=gradient_azimuth_deg, strength=strength, seed=seed,
+    )]
     spectra = np.asarray(spectra)
     f_sky = float(mask.mean())
     noise = 0.0 if events is None else pseudo_noise_level(f_sky, events)

@@ -1,8 +1,9 @@
 """Sky maps: Mollweide views of HEALPix relative-intensity maps.
 
-The maps are in the simulation frame: arrival directions ``n̂`` with ``B0`` along ``+ẑ``
-(colatitude θ = 0 at the top of the map), longitude φ from ``+x̂`` at the centre, increasing to
-the left (healpy's astronomical convention, the sky seen from inside).
+:func:`sky_map` draws a map in the simulation frame: arrival directions ``n̂`` with ``B0``
+along ``+ẑ`` (colatitude θ = 0 at the top of the map), longitude φ from ``+x̂`` at the centre,
+increasing to the left (healpy's astronomical convention, the sky seen from inside).
+:func:`observed_sky_map` draws an experiment's observed map in equatorial coordinates.
 """
 
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ import healpy as hp
 import numpy as np
 
 from crsky import _validate
-from crsky.physics import spectra
+from crsky.physics import observatory, spectra
 
 DELTA_I_LABEL = r"$\delta I$ for $|\nabla n|/n = 1/L_c$ (dimensionless)"
 """Colour-bar label of the δI maps of ``crsky plot`` (unit gradient, rel.-diffusion eq. 2.1)."""
@@ -93,5 +94,77 @@ def sky_map(
              f"graticule every {graticule_deg:g}°" if graticule_deg else
              r"frame: $B_0 \parallel +\hat z$ (top), $+\hat x$ at the centre",
              fontsize=8, color="0.3")
+    plt.close(fig)  # detached from pyplot: the caller saves it
+    return fig
+
+
+OBSERVED_LABEL = r"observed relative intensity $\delta I_{\rm obs}$ (dimensionless)"
+"""Colour-bar label of an experiment's observed map (:func:`observed_sky_map`)."""
+
+
+def observed_sky_map(
+    observed,
+    mask,
+    title: str = "observed relative intensity",
+    *,
+    dec_range_deg: Sequence[float] | None = None,
+    unit: str = OBSERVED_LABEL,
+    graticule_deg: float = 30.0,
+):
+    """Mollweide view, in equatorial coordinates, of the relative-intensity map an experiment
+    reconstructs (:func:`crsky.physics.observatory.observe_map`); returns the Figure.
+
+    HEALPix ``θ = 90° − δ``, ``φ = α``: right ascension 0 at the centre, increasing to the left
+    (healpy's astronomical convention), north up. Pixels outside the field of view are grey;
+    the edges of the declination band (``dec_range_deg``) are drawn as dashed lines. Diverging
+    colour scale symmetric about 0 over the field of view.
+
+    Args:
+        observed: ``δI_obs``, RING, ``(12 nside²,)`` finite values (dimensionless).
+        mask: boolean field of view of the same shape (non-empty).
+        title: figure title (experiment and settings).
+        dec_range_deg: ``(dec_min, dec_max)`` of the band in degrees to outline; ``None``: no
+            outline (the grey pixels still show the field of view).
+        unit: colour-bar label (quantity and unit).
+        graticule_deg: spacing of the graticule in degrees (``0``: none).
+    """
+    import matplotlib.pyplot as plt
+
+    observed = np.asarray(observed, dtype=float)
+    if observed.ndim != 1:
+        raise ValueError(f"observed must be one map of shape (Npix,), got {observed.shape}")
+    spectra.nside_from_npix(observed.size, "observed")
+    _validate.finite("observed", observed)
+    mask = np.asarray(mask)
+    if mask.shape != observed.shape or mask.dtype != bool or not mask.any():
+        raise ValueError("mask must be a non-empty boolean map of the shape of observed")
+    if dec_range_deg is not None:
+        if np.shape(dec_range_deg) != (2,):
+            raise ValueError(f"dec_range_deg must be (dec_min, dec_max), got {dec_range_deg!r}")
+        observatory.check_declination_range(*(float(d) for d in dec_range_deg))
+    _validate.non_negative("graticule_deg", graticule_deg)
+    extent = float(np.max(np.abs(observed[mask]))) or 1.0
+    shown = np.where(mask, observed, hp.UNSEEN)  # healpy greys UNSEEN pixels
+    hp.mollview(shown, title=title, nest=False, cbar=False, min=-extent, max=extent,
+                cmap="RdBu_r", badcolor="0.75", bgcolor="white")  # a new figure
+    fig = plt.gcf()
+    image = fig.axes[0].get_images()[0]
+    bar = fig.colorbar(image, ax=fig.axes[0], orientation="horizontal", shrink=0.6,
+                       pad=0.04, aspect=35)
+    bar.set_label(unit)
+    bar.set_ticks(np.linspace(-extent, extent, 5))
+    bar.ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))  # ×10^k at the end
+    if graticule_deg:
+        hp.graticule(dpar=graticule_deg, dmer=graticule_deg, color="0.4", alpha=0.6, lw=0.5)
+    if dec_range_deg is not None:
+        ra = np.linspace(0.0, 360.0, 721)
+        for dec in dec_range_deg:
+            if abs(float(dec)) < 90:  # a pole is a point, not an edge
+                hp.projplot(ra, np.full(ra.size, float(dec)), lonlat=True, color="black",
+                            lw=1.2, ls="--")
+    note = "equatorial frame: RA 0 at the centre, increasing to the left; grey: outside the " \
+        "field of view"
+    fig.text(0.02, 0.02, note + (f"; graticule every {graticule_deg:g}°" if graticule_deg
+                                 else ""), fontsize=8, color="0.3")
     plt.close(fig)  # detached from pyplot: the caller saves it
     return fig
