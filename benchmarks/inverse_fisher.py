@@ -68,6 +68,8 @@ def parse_args():
     parser.add_argument("--band", type=float, nargs=2, default=(0.5, 2.0),
                         help="k r_L of the shortest and longest wave number")
     parser.add_argument("--dt", type=float, default=0.1)
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw DIR/inverse_fisher.png from DIR/inverse_fisher.json")
     parser.add_argument("--reference-events", type=float, default=1e6,
                         help="event count of the per-wave information")
     return parser.parse_args()
@@ -109,6 +111,11 @@ def main():
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     times = [float(t) for t in args.times]
+    if args.replot:
+        result = json.loads((args.out / "inverse_fisher.json").read_text())
+        args = argparse.Namespace(**{**result["parameters"], "out": args.out})
+        plot(result, args, [float(t) for t in args.times], args.out / "inverse_fisher.png")
+        return
     npix = 12 * args.nside**2
     jacobian = make_jacobian(times, args.r_larmor, args.dt)
     result = {"parameters": {k: (str(v) if isinstance(v, Path) else v)
@@ -181,17 +188,28 @@ def plot(result, args, times, path):
     for i, setting in enumerate(result["settings"]):
         for e, ls in styles.items():
             y = [setting["single"][str(t)]["identifiable_median"][e] for t in times]
-            ax.plot(times, y, ls, marker="o", ms=3, color=f"C{i}",
-                    label=f"{setting['unknowns']} unknowns, {float(e):.0e} events")
+            ax.plot(times, y, ls, marker="o", ms=3, color=f"C{i}")
         ax.axhline(setting["unknowns"], color=f"C{i}", lw=0.6, alpha=0.4)
-    ax.axhline(result["rank_cap_single_map"], color="k", ls=":", lw=0.8,
-               label=f"Npix − 1 = {result['rank_cap_single_map']}")
+    cap = result["rank_cap_single_map"]
+    handles = [plt.Line2D([], [], color=f"C{i}", marker="o", ms=3,
+                          label=f"{s['unknowns']} unknowns ({s['waves']} wave"
+                                f"{'s' if s['waves'] > 1 else ''})")
+               for i, s in enumerate(result["settings"])]
+    handles += [plt.Line2D([], [], color="grey", ls=ls, label=f"{float(e):.0e} events")
+                for e, ls in styles.items()]
+    if cap <= max(s["unknowns"] for s in result["settings"]):  # the pixels cap the rank
+        ax.axhline(cap, color="k", ls=":", lw=0.8)
+        handles.append(plt.Line2D([], [], color="k", ls=":", lw=0.8,
+                                  label=f"rank cap Npix − 1 = {cap}"))
+    # colour: number of unknowns; line style: events
+    ax.legend(handles=handles, fontsize=7, ncol=2, loc="upper left")
+    ax.set_ylim(2**1.7, 2 ** (np.log2(max(s["unknowns"] for s in result["settings"])) + 2.3))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xlabel("back-tracking time tΩ (time in units of 1/Ω)")
     ax.set_ylabel("identifiable directions (Fisher information > prior)")
-    ax.set_title(f"one map, nside {args.nside}; median of {args.problems} fields")
-    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    ax.set_title(f"one map, nside {args.nside} (Npix − 1 = {cap}); "
+                 f"median of {args.problems} fields")
     # panel b: marginal information per wave against k r_L for the last setting, single map
     ax = axes[1]
     setting = result["settings"][-1]
