@@ -24,8 +24,9 @@ with ``e1_n, e2_n`` an orthonormal pair ⊥ ``k̂_n``. Why this form:
 **What the map can constrain.** A CR back-tracked for τ = TΩ travels ``r_L τ``; field structure on
 scales ≫ r_L τ is uniform along the path (it only tilts the local B, one vector), structure on
 scales ≪ r_L is gyro-averaged, so the data constrain k in roughly ``1/(r_L τ) ≲ k ≲ 1/r_L``.
-:func:`fisher_matrix` measures this: its eigenvalue spectrum counts the directions of θ that a
-map with a given event number pins down.
+:func:`fisher_matrix` measures this: :func:`identifiable_directions` counts the directions of θ
+that a map with a given event number pins down better than the prior (docs/inverse_problem.md,
+"What a map can constrain").
 
 **Noise.** A map from ``events`` CRs with ``events/Npix`` expected per pixel gives a relative
 intensity with Gaussian per-pixel error σ_pix = (Npix/events)^{1/2} (Poisson counts, to
