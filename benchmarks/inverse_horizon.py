@@ -64,6 +64,8 @@ def parse_args():
                         help="final times T to evaluate (default: every time of the ladder); "
                              "separate runs can share the work and be merged")
     parser.add_argument("--beam", type=float, default=40.0, help="smoothing FWHM, degrees")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS,
+                        help="fit methods to compare (continuation needs plain)")
     parser.add_argument("--quantile", type=float, default=0.999,
                         help="chi^2 quantile of the success criterion")
     parser.add_argument("--max-steps", type=int, default=300)
@@ -111,6 +113,9 @@ def stack(trees):
 
 def main():
     args = parse_args()
+    methods = [m for m in METHODS if m in args.methods]
+    if "continuation" in methods and "plain" not in methods:
+        raise SystemExit("--methods: continuation needs plain (they coincide for one time)")
     args.out.mkdir(parents=True, exist_ok=True)
     scale = inv.prior_scale_for(args.modes, args.sigma)
     beam = inv.beam_operator(args.nside, np.radians(args.beam))
@@ -139,7 +144,7 @@ def main():
         row = {"t_omega": t_final, "times": times, "methods": {}}
         metrics_of = jax.jit(jax.vmap(lambda p, b, t, d, h=2 * t_final: metrics(p, b, t, d, h)))
         best_of, cov_of = {}, {}
-        for method in METHODS:
+        for method in methods:
             if method == "continuation" and len(times) == 1:
                 row["methods"][method] = row["methods"]["plain"]
                 best_of[method], cov_of[method] = best_of["plain"], cov_of["plain"]
@@ -193,7 +198,7 @@ def main():
         row["fisher_eigenvalues_median"] = np.median(eig, axis=0)[::-1].tolist()
         row["identifiable_directions_median"] = float(
             np.median(np.sum(eig > prior_precision, axis=1)))
-        best_method = max(METHODS, key=lambda m: row["methods"][m]["success_fraction"])
+        best_method = max(methods, key=lambda m: row["methods"][m]["success_fraction"])
         d2_best = np.asarray(row["methods"][best_method]["mahalanobis_d2"])
         z_all, z_ok = [], []
         best = best_of[best_method]
@@ -232,7 +237,7 @@ def main():
               f"{row['coverage']}, grad {row['wall_s_per_gradient'] * 1e3:.1f} ms", flush=True)
 
     horizon = {}
-    for method in METHODS:
+    for method in methods:
         ok = [r["t_omega"] for r in rows if r["methods"][method]["success_fraction"] >= 0.5]
         horizon[method] = max(ok) if ok else None
     result = {"parameters": {k: (str(v) if isinstance(v, Path) else v)
@@ -243,7 +248,7 @@ def main():
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     t = [r["t_omega"] for r in rows]
-    for method in METHODS:
+    for method in methods:
         axes[0].plot(t, [r["methods"][method]["success_fraction"] for r in rows], "o-",
                      label=method)
         axes[1].plot(t, [1 - r["methods"][method]["median_corr_held_out_2T"] for r in rows],

@@ -85,6 +85,41 @@ def test_fisher_matrix_matches_finite_difference_jacobian():
     assert np.linalg.eigvalsh(F)[0] > 0
 
 
+def test_identifiable_directions_against_numpy():
+    """Hand-built F = Q diag(λ) Qᵀ (Q orthogonal, known spectrum): with an isotropic prior the
+    ratios are λ/Λ exactly and the count is #(λ > Λ); with a diagonal prior they equal numpy's
+    eigenvalues of Λ^{-1/2} F Λ^{-1/2} and the directions solve F v = λ Λ v (rounding, 1e-10)."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    lam = np.array([1e4, 300.0, 20.0, 5.0, 0.5, 0.0])
+    fisher = q @ np.diag(lam) @ q.T
+    ident = inv.identifiable_directions(fisher, 10.0)
+    np.testing.assert_allclose(ident.ratio, lam / 10.0, atol=1e-10)
+    assert int(ident.count) == 3
+    # each direction is ± the matching column of Q
+    np.testing.assert_allclose(np.abs(np.sum(ident.directions[:, :4] * q[:, :4], 0)), 1,
+                               atol=1e-10)
+    precision = rng.uniform(1.0, 50.0, 6)
+    ident = inv.identifiable_directions(fisher, precision, threshold=2.0)
+    w = np.diag(precision**-0.5)
+    ref = np.sort(np.linalg.eigvalsh(w @ fisher @ w))[::-1]
+    np.testing.assert_allclose(ident.ratio, ref, atol=1e-10 * ref[0])
+    assert int(ident.count) == int(np.sum(ref > 2.0))
+    v = np.asarray(ident.directions)
+    np.testing.assert_allclose(fisher @ v, (precision[:, None] * v) * np.asarray(ident.ratio),
+                               atol=1e-10 * ref[0] * precision.max())
+    np.testing.assert_allclose(inv.prior_precision(np.array([2.0, 4.0]), free_gradient=True),
+                               [0.25] * 4 + [1 / 16] * 4 + [0.0] * 3)
+    with pytest.raises(ValueError, match="prior_precision"):
+        inv.identifiable_directions(fisher, np.ones(5))
+    with pytest.raises(ValueError, match="prior_precision"):
+        inv.identifiable_directions(fisher, 0.0)
+    with pytest.raises(ValueError, match="threshold"):
+        inv.identifiable_directions(fisher, 1.0, threshold=-1.0)
+    with pytest.raises(ValueError, match="fisher"):
+        inv.identifiable_directions(np.ones((3, 4)), 1.0)
+
+
 def test_noise_free_recovery_to_machine_precision():
     """Few unknowns (2 waves, 8 coefficients), tΩ ≤ 2, noise-free data: the best of 4 prior
     starts recovers the true coefficients to 1e-9 (BFGS to rtol 1e-10 on a problem whose

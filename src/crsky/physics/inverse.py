@@ -24,8 +24,9 @@ with ``e1_n, e2_n`` an orthonormal pair ⊥ ``k̂_n``. Why this form:
 **What the map can constrain.** A CR back-tracked for τ = TΩ travels ``r_L τ``; field structure on
 scales ≫ r_L τ is uniform along the path (it only tilts the local B, one vector), structure on
 scales ≪ r_L is gyro-averaged, so the data constrain k in roughly ``1/(r_L τ) ≲ k ≲ 1/r_L``.
-:func:`fisher_matrix` measures this: its eigenvalue spectrum counts the directions of θ that a
-map with a given event number pins down.
+:func:`fisher_matrix` measures this: :func:`identifiable_directions` counts the directions of θ
+that a map with a given event number pins down better than the prior (docs/inverse_problem.md,
+"What a map can constrain").
 
 **Noise.** A map from ``events`` CRs with ``events/Npix`` expected per pixel gives a relative
 intensity with Gaussian per-pixel error σ_pix = (Npix/events)^{1/2} (Poisson counts, to
@@ -351,11 +352,79 @@ def laplace_covariance(
     of the Gauss–Newton Hessian F + prior precision (exact for a linear forward map)."""
     F = fisher_matrix(problem, params, sigma, free_gradient)
     if prior_scale is not None:
-        precision = jnp.repeat(1 / jnp.asarray(prior_scale) ** 2, 4)
-        if free_gradient:
-            precision = jnp.concatenate([precision, jnp.zeros(3, precision.dtype)])
-        F = F + jnp.diag(precision)
+        F = F + jnp.diag(prior_precision(prior_scale, free_gradient))
     return jnp.linalg.pinv(F, hermitian=True)
+
+
+def prior_precision(prior_scale, free_gradient: bool = False) -> Float[Array, " n_params"]:
+    """Diagonal of the prior precision of θ (:func:`flatten` order): 1/s_n² for each of the four
+    coefficients of wave n, and 0 (flat prior) for the gradient if it is free."""
+    precision = jnp.repeat(1 / jnp.asarray(prior_scale) ** 2, 4)
+    if free_gradient:
+        precision = jnp.concatenate([precision, jnp.zeros(3, precision.dtype)])
+    return precision
+
+
+class Identifiability(eqx.Module):
+    """Data-dominated directions of θ (:func:`identifiable_directions`).
+
+    Attributes:
+        count: number of directions whose information ratio exceeds the threshold.
+        ratio: information ratios λ_i (Fisher over prior information), descending, shape (P,).
+        directions: the matching directions in θ as columns, shape (P, P), unit norm; they are
+            orthogonal in the prior metric (v_iᵀ Λ v_j = 0 for i ≠ j, Λ the prior precision).
+    """
+
+    count: Array
+    ratio: Float[Array, " n_params"]
+    directions: Float[Array, "n_params n_params"]
+
+
+def identifiable_directions(fisher, prior_precision, threshold: float = 1.0) -> Identifiability:
+    """How many directions of θ a map constrains better than the prior does.
+
+    With a Gaussian prior of (diagonal) precision Λ the posterior precision is F + Λ. In the
+    prior-whitened coordinates u = Λ^{1/2} θ the prior is the unit matrix and the data add
+    F̃ = Λ^{-1/2} F Λ^{-1/2}; along an eigenvector of F̃ with eigenvalue λ_i (the generalised
+    eigenproblem F v = λ Λ v) the posterior variance is 1/(1 + λ_i) of the prior's. A direction
+    is **data-dominated** when λ_i > ``threshold``: with the default 1 the data carry more
+    information than the prior, i.e. the posterior variance is less than half the prior's. For
+    an isotropic prior (Λ = 1/s² everywhere, as :func:`prior_scale_for`) λ_i = s² × (the
+    Fisher eigenvalues), so the criterion is "Fisher eigenvalue > prior precision 1/s²".
+    The criterion is that of a linear-Gaussian model: it holds where the forward map is close to
+    linear over the posterior width.
+
+    Args:
+        fisher: Fisher matrix F (P, P), symmetric positive semi-definite (:func:`fisher_matrix`).
+        prior_precision: Λ, a positive scalar (isotropic prior) or the (P,) diagonal
+            (:func:`prior_precision`); must be > 0 (a flat direction has no prior to compare).
+        threshold: information ratio above which a direction counts, > 0.
+
+    Returns:
+        :class:`Identifiability` (count, ratios descending, directions in θ as columns).
+    """
+    fisher = jnp.asarray(fisher)
+    if fisher.ndim != 2 or fisher.shape[0] != fisher.shape[1]:
+        raise ValueError(f"fisher must be a square (P, P) matrix, got shape {fisher.shape}")
+    _validate.finite("fisher", fisher)
+    _validate.positive("prior_precision", prior_precision)
+    _validate.positive("threshold", threshold)
+    precision = jnp.asarray(prior_precision, fisher.dtype)
+    if precision.ndim == 0:
+        precision = jnp.broadcast_to(precision, fisher.shape[:1])
+    if precision.shape != fisher.shape[:1]:
+        raise ValueError(
+            f"prior_precision must be a scalar or of shape ({fisher.shape[0]},), got "
+            f"{precision.shape}"
+        )
+    inv_sqrt = 1 / jnp.sqrt(precision)
+    whitened = inv_sqrt[:, None] * fisher * inv_sqrt[None, :]
+    # symmetrise against rounding, then F v = λ Λ v via the whitened eigenproblem
+    ratio, u = jnp.linalg.eigh(0.5 * (whitened + whitened.T))
+    ratio, u = ratio[::-1], u[:, ::-1]
+    vectors = inv_sqrt[:, None] * u
+    vectors = vectors / jnp.linalg.norm(vectors, axis=0, keepdims=True)
+    return Identifiability(count=jnp.sum(ratio > threshold), ratio=ratio, directions=vectors)
 
 
 class FitResult(eqx.Module):
