@@ -36,6 +36,8 @@ def emulator_shape(emulator: Emulator, ell=(2, 3, 4, 6), n_curve: int = 60):
                                 color=colour, alpha=0.2, lw=0)
     for ax, k in zip(axes, index, strict=True):
         ax.set_xscale("log")
+        ax.set_xticks(emulator.sigma, [f"{x:g}" for x in emulator.sigma])  # the grid's σ
+        ax.minorticks_off()
         ax.set_xlabel(r"turbulence level $\sigma = \langle\delta B^2\rangle^{1/2}/B_0$")
         ax.set_title(rf"$\ell = {emulator.ell[k]}$")
         ax.axhline(0.0, color="0.6", lw=0.6)
