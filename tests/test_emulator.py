@@ -7,6 +7,7 @@ not simulated) and exist only to exercise the code.
 
 import json
 import re
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -409,3 +410,20 @@ def test_emulator_figure_draws_nodes_and_the_fitted_surface(tmp_path):
     fig.savefig(tmp_path / "emulator.png")
     with pytest.raises(ValueError, match="no ell"):
         emulator_shape(emu, ell=(99,))
+
+
+@pytest.mark.parametrize("name", ["emulator.csv", "emulator_perpendicular.csv"])
+def test_shipped_tables_predict_held_out_nodes_within_their_errors(name):
+    """Each node of a shipped table against the quadratic fitted to the other 24: the pulls
+    (difference over the combined error) must look like unit normals, which checks both the
+    emulator and the errors it states."""
+    table = tables.load_emulator(Path(__file__).resolve().parents[1] / "data" / name, degree=2)
+    assert table.sigma.tolist() == [0.3, 0.53, 0.95, 1.7, 3.0]
+    assert table.rl_over_lc.tolist() == [0.03, 0.053, 0.095, 0.17, 0.3]
+    steps = json.loads(table.meta["steps"])
+    assert len(steps) == 25 and all(v["tried"][-1][1] <= v["z_max"] for v in steps.values())
+    pull = emulator.leave_one_out(table)[:, :, table.ell_index(np.arange(2, 13))]
+    assert np.all(np.isfinite(pull))
+    assert abs(pull.mean()) < 3 / np.sqrt(pull.size) + 0.1
+    assert 0.6 < pull.std() < 1.3
+    assert np.mean(np.abs(pull) > 3) < 0.01
