@@ -18,6 +18,16 @@ DELTA_I_LABEL = r"$\delta I$ for $|\nabla n|/n = 1/L_c$ (dimensionless)"
 """Colour-bar label of the δI maps of ``crsky plot`` (unit gradient, rel.-diffusion eq. 2.1)."""
 
 
+def _one_map(name: str, values) -> np.ndarray:
+    """``values`` as one finite HEALPix map (float64); ``ValueError`` naming ``name`` if not."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be one map of shape (Npix,), got {values.shape}")
+    spectra.nside_from_npix(values.size, name)
+    _validate.finite(name, values)
+    return values
+
+
 def _mark(vector: Sequence[float], text: str, marker: str, color: str,
           offset_deg: float = 12.0, fill: str | None = None) -> None:
     """Mark the direction ``vector`` with ``marker`` and its label ``offset_deg`` towards the
@@ -62,11 +72,7 @@ def sky_map(
     """
     import matplotlib.pyplot as plt
 
-    delta_i = np.asarray(delta_i, dtype=float)
-    if delta_i.ndim != 1:
-        raise ValueError(f"delta_i must be one map of shape (Npix,), got {delta_i.shape}")
-    spectra.nside_from_npix(delta_i.size, "delta_i")
-    _validate.finite("delta_i", delta_i)
+    delta_i = _one_map("delta_i", delta_i)
     for name, vector in (("gradient", gradient), ("b0", b0)):
         if vector is not None and (np.shape(vector) != (3,) or not np.any(vector)):
             raise ValueError(f"{name} must be a non-zero 3-vector or None, got {vector!r}")
@@ -130,11 +136,7 @@ def observed_sky_map(
     """
     import matplotlib.pyplot as plt
 
-    observed = np.asarray(observed, dtype=float)
-    if observed.ndim != 1:
-        raise ValueError(f"observed must be one map of shape (Npix,), got {observed.shape}")
-    spectra.nside_from_npix(observed.size, "observed")
-    _validate.finite("observed", observed)
+    observed = _one_map("observed", observed)
     mask = np.asarray(mask)
     if mask.shape != observed.shape or mask.dtype != bool or not mask.any():
         raise ValueError("mask must be a non-empty boolean map of the shape of observed")
