@@ -2,6 +2,9 @@
 error to the promise of ``docs/promises.md`` (one line naming the parameter or file, no
 traceback)."""
 
+import signal
+import subprocess
+
 from crsky.cli import main
 
 
@@ -19,3 +22,17 @@ def assert_one_line(command: str, err: str, *needles: str) -> None:
     assert lines[0].startswith(f"crsky {command}: error: "), err
     for needle in needles:
         assert needle in lines[0], (needle, err)
+
+
+def popen_interruptible(cmd, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen(cmd, **kwargs)`` whose child answers Ctrl-C (SIGINT) even when this
+    test process was started with SIGINT ignored (e.g. as a background job of a
+    non-interactive shell), which the child would otherwise inherit through ``exec``."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        return subprocess.Popen(cmd, **kwargs)
+    finally:
+        if previous is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)

@@ -10,6 +10,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from hostile import popen_interruptible
 
 from crsky.io import runfile
 from crsky.pipelines.ensemble import SimulationConfig, run_ensemble
@@ -239,7 +240,7 @@ def test_interrupted_cli_run_resumes_without_loss(tmp_path, sig):
     path = tmp_path / "run.h5"
     cmd = [sys.executable, "-m", "crsky", "simulate", *args, "--out", str(path)]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    proc = popen_interruptible(cmd, env=env, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from hostile import assert_one_line as one_line
-from hostile import run_cli
+from hostile import popen_interruptible, run_cli
 
 from crsky.io import runfile
 
@@ -181,8 +181,8 @@ def test_two_writers_readers_and_interrupt_then_resume(tmp_path, capsys):
     argv = ["simulate", *TINY, "--realisations", "1000000000", "--out", str(out)]
     env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=1",
                         "OMP_NUM_THREADS": "1"}
-    writer = subprocess.Popen([sys.executable, "-m", "crsky", *argv], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env)
+    writer = popen_interruptible([sys.executable, "-m", "crsky", *argv], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env)
     try:
         _wait_for(lambda: _stored(out) >= 1, 120, "the first realisation", writer)
         assert runfile.lock_path(out).exists()

@@ -26,7 +26,7 @@ from crsky.io.text import load_toml, toml_key_lines
 from crsky.physics import sky
 from crsky.physics.anisotropy import SUMMARY_KEYS, SpectrumStatistics, ensemble_statistics
 from crsky.physics.diffusion import DiffusionTensor, diffusion_tensor
-from crsky.physics.tracing import SOLVERS, default_step, log_times
+from crsky.physics.tracing import SOLVERS, check_times, default_step, log_times
 from crsky.physics.turbulence import KOLMOGOROV_GAMMA, TurbulenceSpectrum, validate_scales
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -108,7 +108,7 @@ class SimulationConfig:
         _validate.non_negative("sigma2", self.sigma2)
         validate_scales(self.lambda_min, self.lambda_max, self.lc, self.gamma)
         _validate.positive("r_larmor", self.r_larmor)
-        log_times(self.t_omega_max, self.n_times, self.t_omega_min)
+        check_times(self.t_omega_max, self.n_times, self.t_omega_min)
         _validate.one_of("solver", self.solver, SOLVERS)
         _validate.one_of("dtype", self.dtype, DTYPES)
         for name, default in zip(("rtol", "atol"), TSIT5_TOLERANCES[self.dtype], strict=True):

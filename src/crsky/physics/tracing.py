@@ -335,8 +335,9 @@ def healpix_directions(nside: int, dtype=None) -> Float[Array, "npix 3"]:
     return jnp.asarray(vec, dtype)
 
 
-def log_times(t_omega_max: float, n_times: int, t_omega_min: float = 1.0) -> np.ndarray:
-    """``n_times`` back-tracking times τ log-spaced from ``t_omega_min`` to ``t_omega_max``."""
+def check_times(t_omega_max: float, n_times: int, t_omega_min: float = 1.0) -> None:
+    """``ValueError`` naming the parameter if :func:`log_times` cannot make these times;
+    allocates nothing (a configuration checks its times before any memory budget)."""
     _validate.positive("t_omega_min", t_omega_min)
     _validate.positive("t_omega_max", t_omega_max)
     _validate.positive_int("n_times", n_times)
@@ -345,6 +346,11 @@ def log_times(t_omega_max: float, n_times: int, t_omega_min: float = 1.0) -> np.
         raise ValueError(
             f"t_omega_min ({t_omega_min}) must be < t_omega_max ({t_omega_max})"
         )
+
+
+def log_times(t_omega_max: float, n_times: int, t_omega_min: float = 1.0) -> np.ndarray:
+    """``n_times`` back-tracking times τ log-spaced from ``t_omega_min`` to ``t_omega_max``."""
+    check_times(t_omega_max, n_times, t_omega_min)
     return np.geomspace(t_omega_min, t_omega_max, n_times) if n_times > 1 else np.array(
         [float(t_omega_max)]
     )
