@@ -126,6 +126,8 @@ def edit(path, old, new):
     (("ell_max = 8", "ell_max = 8\nemulator_degree = 4"),
      "[data] emulator_degree must be below the number of values on each axis"),
     (("ell_max = 8", "ell_max = 8\nemulator_degree = 1.0"), "emulator_degree must be an integer"),
+    (("[sampler]", "[priors]\nc1 = {dist='loguniform', low=1e-3, high=1e-1}\n[sampler]"),
+     "the c1 prior [0.001, 0.1] excludes the data's C^_1 = 1e-06"),
 ])
 def test_bad_run_files_fail_before_sampling(sigma_run, tmp_path, capsys, change, message):
     edit(sigma_run, *change)

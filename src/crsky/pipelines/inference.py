@@ -213,6 +213,8 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
     except TypeError as exc:
         raise ValueError(f"{run_file}: [sampler] or [diagnostics]: {exc}") from None
     kwargs["priors"] = models.resolve_priors(parameters, config.get("priors"))
+    if name == "spectrum_sigma":
+        _check_c1_prior(str(run_file), kwargs["priors"]["c1"], kwargs["data"])
     if name == "beam" and kwargs["forward"] == "table":
         prior = kwargs["priors"]["va_over_c"]
         lo, hi = EXCESS_TABLE_DELTA
@@ -227,6 +229,26 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
         "priors": kwargs["priors"], "coords": coords, "dims": dims,
         "units": {k: par.unit for k, par in parameters.items()},
     }
+
+
+def _check_c1_prior(run_file: str, prior, spectrum) -> None:
+    """Refuse a bounded ``c1`` prior that excludes the data's own ``Ĉ_1``.
+
+    ``c1`` is the dipole of the emulated shape, so a full-sky table's ``Ĉ_1`` must lie inside
+    a uniform or log-uniform prior; else the posterior sits at the prior's edge and says
+    nothing (the default, sized for observed ``C_ℓ`` of order 1e-7, excludes simulated tables,
+    whose ``Ĉ_1`` is of order 1-1000 for a gradient of 1/Lc).
+    """
+    if spectrum.kind != "full_sky" or prior.dist not in ("uniform", "loguniform"):
+        return
+    dipole = spectrum.cl[spectrum.ell == 1]
+    outside = dipole[(dipole < prior.a) | (dipole > prior.b)]
+    if outside.size:
+        raise ValueError(
+            f"{run_file}: the c1 prior [{prior.a:g}, {prior.b:g}] excludes the data's "
+            f"C^_1 = {outside[0]:g} (c1 is the emulated dipole); set [priors] c1 to a range "
+            "that holds it"
+        )
 
 
 def model_kwargs(setup: dict) -> dict:
