@@ -76,7 +76,7 @@ def parse_args():
 
 
 def mock(args, n_waves, seed, times):
-    """(problem, truth) of mock problem ``seed`` (the seeds of inverse_horizon.py)."""
+    """(problem, truth) of mock problem ``seed`` (the same seeds as the horizon benchmark)."""
     key_basis, key_field, _ = jax.random.split(jax.random.PRNGKey(seed), 3)
     basis = inv.make_basis(key_basis, n_waves, args.band[0] / args.r_larmor,
                            args.band[1] / args.r_larmor)

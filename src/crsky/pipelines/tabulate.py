@@ -285,13 +285,16 @@ def cl_table_from_run(run: Ensemble, orientation: str = "parallel", ell_max: int
 
 
 
-def _observation_input(run: Ensemble, experiment, ell_max: int | None):
-    """Basis maps ``(R, Npix, 6)``, ``lmax`` and ``lmax_sky`` of :func:`observed_cl_table`,
-    checked (``ValueError``)."""
+def _basis_maps(run: Ensemble):
+    """The six basis maps of each realisation at the last time, ``(R, Npix, 6)``."""
     if "maps_last" not in run.arrays:
         raise ValueError("the run file has no maps_last (basis maps at the last time)")
-    maps = np.asarray(run.arrays["maps_last"], dtype=float)  # (n_real, Npix, 6)
-    if maps.shape[0] < 2:
+    return run.arrays["maps_last"]
+
+
+def _observation_input(run: Ensemble, experiment, ell_max: int | None):
+    """``lmax`` and ``lmax_sky`` of :func:`observed_cl_table`, checked (``ValueError``)."""
+    if _basis_maps(run).shape[0] < 2:
         raise ValueError("the run needs >= 2 realisations (the table's error is their spread)")
     nside = run.config.nside
     lmax = experiment.ell_max if ell_max is None else ell_max
@@ -299,7 +302,7 @@ def _observation_input(run: Ensemble, experiment, ell_max: int | None):
         raise ValueError(f"ell_max: no source gives ell_max of {experiment.name}; pass one")
     lmax_sky = 3 * nside - 1
     observatory.check_ell_range(lmax, lmax_sky, nside)
-    return maps, lmax, lmax_sky
+    return lmax, lmax_sky
 
 
 def observed_maps(run: Ensemble, experiment, *, events: float | None = None,
@@ -311,8 +314,7 @@ def observed_maps(run: Ensemble, experiment, *, events: float | None = None,
     RING, ``(Npix,)``, dimensionless, ``0`` outside the field of view) that ``experiment``
     reconstructs: the maps :func:`observed_cl_table` takes the pseudo-``C_l`` of, with the same
     Poisson draws for the same ``seed`` (see there for the arguments)."""
-    if "maps_last" not in run.arrays:
-        raise ValueError("the run file has no maps_last (basis maps at the last time)")
+    maps = _basis_maps(run)
     _validate.positive("strength", strength)
     if events is not None:
         _validate.positive("events", events)
@@ -324,7 +326,7 @@ def observed_maps(run: Ensemble, experiment, *, events: float | None = None,
     c = np.asarray(sky.liouville_coefficients(g, K))
     mask = experiment.field_of_view(run.config.nside)
     rng = np.random.default_rng(seed)
-    for basis in np.asarray(run.arrays["maps_last"], dtype=float):
+    for basis in np.asarray(maps, dtype=float):
         # rel.-diffusion paper eq. (2.1): δI = c · b, rotated onto the sky (R ẑ = B̂0)
         sky_map = observatory.rotate_map_healpy(basis @ c, rotation)
         yield observatory.observe_map(sky_map, mask, events=events, rng=rng)
@@ -346,7 +348,7 @@ def observed_cl_table(run: Ensemble, experiment, *, events: float | None = None,
     its pseudo-``C_l`` taken; ``cl`` = mean over realisations minus the flat noise level,
     ``error`` its standard error. ``strength`` must keep ``|δI| < 1``.
     """
-    _, lmax, lmax_sky = _observation_input(run, experiment, ell_max)
+    lmax, lmax_sky = _observation_input(run, experiment, ell_max)
     nside = run.config.nside
     mask = experiment.field_of_view(nside)
     spectra = [np.asarray(observatory.pseudo_cl(observed, lmax)) for observed in observed_maps(
