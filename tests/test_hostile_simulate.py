@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -169,6 +170,26 @@ def _stored(path: Path) -> int:
         return len(runfile.completed(path))
     except (OSError, ValueError):
         return 0
+
+
+def test_reader_meeting_a_write_in_progress_waits_for_it(tiny_run, tmp_path):
+    """Readers take no HDF5 lock, so they can meet a run file mid-write (HDF5 then reports
+    'addr overflow' and similar). While a live writer holds the lock, the read is retried and
+    returns the finished file; without a writer the same torn bytes are one ValueError."""
+    path = tmp_path / "run.h5"
+    whole = tiny_run.read_bytes()
+    expected = runfile.completed(tiny_run)
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="not a readable HDF5 file"):
+        runfile.completed(path)
+    with runfile.writer_lock(path):
+        finisher = threading.Timer(1.0, path.write_bytes, (whole,))
+        finisher.start()
+        try:
+            assert runfile.completed(path) == expected
+            assert runfile.load(path).indices.tolist() == expected
+        finally:
+            finisher.join()
 
 
 def test_two_writers_readers_and_interrupt_then_resume(tmp_path, capsys):

@@ -28,7 +28,8 @@ resume) and resumes by index, so none is lost or duplicated.
 
 One writer at a time: :func:`writer_lock` holds the lock file ``<run file>.lock`` (the owner's
 PID and host) for the whole run; a second writer is refused at once with :class:`RunFileBusy`.
-Readers take no lock and never wait.
+Readers take no lock and never block the writer; one that meets the file in the middle of a
+write retries until that write is done (a fraction of a second).
 """
 
 import contextlib
@@ -39,8 +40,9 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -51,6 +53,7 @@ from crsky.io.run import Ensemble, SimulationConfig
 FORMAT = "crsky-run"
 FORMAT_VERSION = 1
 _PARTIAL = "_partial"
+T = TypeVar("T")
 
 _BASIS = "r rows/columns in Lc, p rows/columns 1 (basis maps r_x, r_y, r_z, p_x, p_y, p_z)"
 UNITS = {
@@ -151,10 +154,14 @@ def check_free(path: str | Path) -> None:
     """Raise :class:`RunFileBusy` if a live process holds the writer lock of ``path`` (a check
     before any other, so a second writer learns at once why it is refused)."""
     lock = lock_path(path)
-    if lock.exists():
-        owner = _lock_owner(lock)
-        if not _stale(lock, owner):
-            raise _busy(path, lock, owner)
+    if _being_written(path):
+        raise _busy(path, lock, _lock_owner(lock))
+
+
+def _being_written(path: str | Path) -> bool:
+    """Whether a live process holds the writer lock of ``path``."""
+    lock = lock_path(path)
+    return lock.exists() and not _stale(lock, _lock_owner(lock))
 
 
 @contextlib.contextmanager
@@ -203,23 +210,34 @@ def _interrupts_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-def _open_read(path: Path) -> h5py.File:
-    """Open for reading; a missing, unreadable or non-HDF5 file names ``path``."""
+def _read(path: str | Path, reader: Callable[[h5py.File], T], patience: float = 30.0) -> T:
+    """``reader(f)`` on ``path`` opened for reading.
+
+    Readers take no HDF5 lock, so inspecting a run file never blocks its writer. A reader can
+    therefore meet the file in the middle of a write, which HDF5 reports as read errors; while a
+    live writer holds the lock such a read is retried (for up to ``patience`` s). Otherwise a
+    missing, unreadable, truncated or non-HDF5 file raises an error naming ``path``.
+    """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"run file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"run file {str(path)!r} is a folder, not a file")
-    try:
-        # Readers take no HDF5 lock, so inspecting a run file never blocks a running writer.
-        return h5py.File(path, "r", locking=False)
-    except PermissionError:
-        raise PermissionError(f"run file {str(path)!r} is not readable") from None
-    except OSError:
-        raise ValueError(
-            f"run file {str(path)!r} is not a readable HDF5 file (truncated, damaged or another "
-            "format)"
-        ) from None
+    deadline = time.monotonic() + patience
+    while True:
+        if not path.exists():
+            raise FileNotFoundError(f"run file {str(path)!r} does not exist")
+        if path.is_dir():
+            raise IsADirectoryError(f"run file {str(path)!r} is a folder, not a file")
+        try:
+            with h5py.File(path, "r", locking=False) as f:
+                return reader(f)
+        except PermissionError:
+            raise PermissionError(f"run file {str(path)!r} is not readable") from None
+        except (OSError, RuntimeError) as exc:  # HDF5 errors of a torn or damaged file
+            if _being_written(path) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            raise ValueError(
+                f"run file {str(path)!r} is not a readable HDF5 file (truncated, damaged or "
+                f"another format: {exc})"
+            ) from None
 
 
 def _open_write(path: Path, patience: float = 60.0) -> h5py.File:
@@ -236,13 +254,16 @@ def _open_write(path: Path, patience: float = 60.0) -> h5py.File:
 
 def read_config(path: Path) -> dict:
     """The configuration stored in a run file."""
-    with _open_read(path) as f:
+
+    def reader(f: h5py.File) -> dict:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"{str(path)!r} is not a crsky run file")
         try:
             return json.loads(f.attrs["config"])
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"run file {str(path)!r} has no readable 'config' attribute") from None
+
+    return _read(path, reader)
 
 
 def _group(f: h5py.File, name: str, path: Path):
@@ -266,9 +287,9 @@ def update_config(path: Path, config: dict) -> None:
 
 def completed(path: Path) -> list[int]:
     """Indices of the realisations stored complete in ``path``."""
-    with _open_read(path) as f:
-        group = _group(f, "realisations", path)
-        return sorted(int(name[1:]) for name in group if name.startswith("r"))
+    return _read(path, lambda f: sorted(
+        int(name[1:]) for name in _group(f, "realisations", path) if name.startswith("r")
+    ))
 
 
 def discard_partial(path: Path) -> None:
@@ -315,36 +336,32 @@ def load(path: str | Path, names: tuple[str, ...] | None = None) -> Ensemble:
     """
     path = Path(path)
     config = SimulationConfig.from_dict(read_config(path))
-    try:
-        return _load(path, config, names)
-    except OSError as exc:  # HDF5 read errors inside a damaged file
-        raise ValueError(f"run file {str(path)!r} cannot be read ({exc}); it is damaged or "
-                         "truncated") from None
+    return _read(path, lambda f: _load(f, path, config, names))
 
 
-def _load(path: Path, config: SimulationConfig, names: tuple[str, ...] | None) -> Ensemble:
-    with _open_read(path) as f:
-        group = _group(f, "realisations", path)
-        keys = sorted(n for n in group if not n.startswith(_PARTIAL))
-        arrays, attrs = {}, {}
-        if keys:
-            available = []
-            group[keys[0]].visititems(
-                lambda n, obj: available.append(n) if isinstance(obj, h5py.Dataset) else None
-            )
-            for name in names or tuple(n for n in available if n not in ("r", "p")):
-                if name not in available:
-                    raise ValueError(f"run file {str(path)!r} has no dataset {name!r}")
-                arrays[name] = np.stack([_group(group[k], name, path)[()] for k in keys])
-            attrs = {a: np.array([group[k].attrs[a] for k in keys]) for a in group[keys[0]].attrs}
-        return Ensemble(
-            config=config,
-            t_omega=_group(f, "t_omega", path)[()],
-            directions=_group(f, "directions", path)[()],
-            indices=np.array([int(k[1:]) for k in keys], dtype=int),
-            arrays=arrays,
-            attrs=attrs,
+def _load(f: h5py.File, path: Path, config: SimulationConfig,
+          names: tuple[str, ...] | None) -> Ensemble:
+    group = _group(f, "realisations", path)
+    keys = sorted(n for n in group if not n.startswith(_PARTIAL))
+    arrays, attrs = {}, {}
+    if keys:
+        available = []
+        group[keys[0]].visititems(
+            lambda n, obj: available.append(n) if isinstance(obj, h5py.Dataset) else None
         )
+        for name in names or tuple(n for n in available if n not in ("r", "p")):
+            if name not in available:
+                raise ValueError(f"run file {str(path)!r} has no dataset {name!r}")
+            arrays[name] = np.stack([_group(group[k], name, path)[()] for k in keys])
+        attrs = {a: np.array([group[k].attrs[a] for k in keys]) for a in group[keys[0]].attrs}
+    return Ensemble(
+        config=config,
+        t_omega=_group(f, "t_omega", path)[()],
+        directions=_group(f, "directions", path)[()],
+        indices=np.array([int(k[1:]) for k in keys], dtype=int),
+        arrays=arrays,
+        attrs=attrs,
+    )
 
 
 def merge_runfiles(paths: Sequence[str | Path], out: str | Path) -> list[int]:
@@ -364,18 +381,14 @@ def merge_runfiles(paths: Sequence[str | Path], out: str | Path) -> list[int]:
     if out.exists():
         raise ValueError(f"out {str(out)!r} exists")
     config = read_config(paths[0])
-    with h5py.File(paths[0], "r", locking=False) as f:
-        t_omega, directions = f["t_omega"][()], f["directions"][()]
+    t_omega, directions = _read(paths[0], lambda f: (f["t_omega"][()], f["directions"][()]))
     owner: dict[int, Path] = {}
     for path in paths:
         if read_config(path) != config:
             raise ValueError(f"{str(path)!r} has a different configuration from {str(paths[0])!r}")
-        with h5py.File(path, "r", locking=False) as f:
-            if not (
-                np.array_equal(f["t_omega"][()], t_omega)
-                and np.array_equal(f["directions"][()], directions)
-            ):
-                raise ValueError(f"{str(path)!r} has different times or directions")
+        if not _read(path, lambda f: np.array_equal(f["t_omega"][()], t_omega)
+                     and np.array_equal(f["directions"][()], directions)):
+            raise ValueError(f"{str(path)!r} has different times or directions")
         for index in completed(path):
             if index in owner:
                 raise ValueError(f"realisation {index} is in both {owner[index]} and {path}")
