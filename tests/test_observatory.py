@@ -121,6 +121,8 @@ def test_mixing_matrix_predicts_monte_carlo_pseudo_cl(band):
     f_sky = mask.mean()
     noise = data.pseudo_noise_level(f_sky, events)
     mean, cov = ob.pseudo_cl_moments(kernels, np.arange(lmax + 1), cl, noise / f_sky)
+    np.testing.assert_allclose(ob.pseudo_cl_mean(kernels, np.arange(lmax + 1), cl, noise / f_sky),
+                               mean, rtol=1e-12)
     rng = np.random.default_rng(3)
     draws = np.array([
         ob.pseudo_cl(ob.observe_map(ob.gaussian_sky(cl, nside, rng), mask, events=events,
@@ -390,3 +392,29 @@ def test_fiducial_key_of_a_run_file(tmp_path):
     run.write_text(bad.replace("[data]", "fiducial = {p = 0.5, q1 = 1e-6}\n[data]", 1))
     with pytest.raises(ValueError, match="cosmic_variance"):
         build(run)
+    run.write_text(text.replace("[data]", 'fiducial = "truth"\n[data]', 1))
+    with pytest.raises(ValueError, match="fiducial must be one of 'model', 'iterate', got 'truth'"):
+        build(run)
+    run.write_text(bad.replace("[data]", 'fiducial = "iterate"\n[data]', 1))
+    with pytest.raises(ValueError, match="cosmic_variance"):
+        build(run)
+    run.write_text(text.replace("[data]", 'fiducial = "model"\n[data]', 1))
+    assert not build(run)["iterate_fiducial"]
+    assert not build(resolve("run_file", "mock_icecube_hawc_p"))["iterate_fiducial"]  # full sky
+
+
+def test_pseudo_cl_run_files_iterate_the_fiducial_by_default():
+    """Pseudo-C_l with the Gaussian covariance: the run file's fit holds the covariance at the
+    self-consistent fiducial, found before sampling and recorded with the data's header; the
+    MAP of the model with that fiducial (fit_laplace, a separate fit) reproduces it."""
+    from crsky.inference.fitting import fit_laplace
+    from crsky.pipelines.inference import build, model_kwargs
+
+    setup = build(resolve("run_file", "mock_icecube_hawc_pseudo_p"))
+    assert setup["iterate_fiducial"] and "fiducial" not in setup["kwargs"]
+    kwargs = model_kwargs(setup)
+    found = setup["data_meta"]["fiducial"]
+    assert found["iterate"] == kwargs["fiducial"] and found["iterations"] >= 1
+    mode = fit_laplace(setup["model"], kwargs, draws=10).mode
+    assert float(mode["p"]) == pytest.approx(kwargs["fiducial"]["p"], rel=2e-3)
+    assert float(mode["q1"]) == pytest.approx(kwargs["fiducial"]["q1"], rel=2e-3)

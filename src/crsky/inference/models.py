@@ -465,13 +465,13 @@ def _pseudo_likelihood(data: SpectrumData, priors, ops, cl_sky, extra_var, error
         for name, n in zip(data.experiments, data.noise, strict=True)
     ])
     f_sky = jnp.asarray([op.f_sky for op in ops])
-    mean, cov = observatory.pseudo_cl_moments(
-        kernels, data.ell, cl_sky, (level / f_sky)[idx], noise_kernels
-    )
-    if fiducial_sky is not None:  # covariance held at the fiducial spectrum
-        _, cov = observatory.pseudo_cl_moments(
-            kernels, data.ell, fiducial_sky, (level / f_sky)[idx], noise_kernels
-        )
+    noise = (level / f_sky)[idx]
+    if fiducial_sky is None:
+        mean, cov = observatory.pseudo_cl_moments(kernels, data.ell, cl_sky, noise, noise_kernels)
+    else:  # covariance held at the fiducial spectrum
+        mean = observatory.pseudo_cl_mean(kernels, data.ell, cl_sky, noise, noise_kernels)
+        _, cov = observatory.pseudo_cl_moments(kernels, data.ell, fiducial_sky, noise,
+                                               noise_kernels)
     mean = mean - level[idx]
     if error_model == "table":
         cov = jnp.diag(jnp.asarray(data.error) ** 2)

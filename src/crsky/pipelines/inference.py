@@ -10,6 +10,7 @@ from crsky._validate import one_of
 from crsky.inference import models
 from crsky.inference.data import find_experiment, pseudo_cl_forward
 from crsky.inference.emulator import fit_quality
+from crsky.inference.fitting import iterate_fiducial
 from crsky.inference.sampling import SamplerConfig, Thresholds
 from crsky.io.tables import (
     load_beam_observations,
@@ -21,6 +22,8 @@ from crsky.io.text import load_toml, toml_key_lines
 from crsky.physics import beam
 
 MODELS = ("beam", "spectrum_p", "spectrum_sigma")
+FIDUCIALS = ("model", "iterate")
+"""String values of a run file's ``fiducial`` (else a table ``{p, q1}``)."""
 
 EXCESS_TABLE_EPS = (1e-6, 0.02)
 """ε range of the beam model's excess table (``forward = "table"``); below 1e-6 the eigen
@@ -133,6 +136,7 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
         raise ValueError(f"{run_file}: 'error_model' applies to the spectrum models only")
     table = config.get("data", {})
     _check_keys(f"{run_file} [data]", table, DATA_KEYS[name], {})
+    iterate = False
 
     def path(key):
         if key not in table:
@@ -181,19 +185,11 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
         if name == "spectrum_p":
             parameters = models.spectrum_p_parameters(spectrum, error_model)
             model = models.spectrum_p_model
-            if "fiducial" in config:  # covariance held at this BGK spectrum
-                fiducial = _table(str(run_file), config["fiducial"], lines, "fiducial")
-                _check_keys(f"{run_file} fiducial", fiducial, {"p", "q1"}, {})
-                if set(fiducial) != {"p", "q1"} or not all(
-                        isinstance(v, (int, float)) and not isinstance(v, bool)
-                        for v in fiducial.values()):
-                    raise ValueError(f"{run_file}: fiducial must give numbers p and q1, got "
-                                     f"{fiducial!r}")
-                if error_model != "cosmic_variance":
-                    raise ValueError(f"{run_file}: fiducial applies to error_model "
-                                     "'cosmic_variance' only")
-                kwargs["fiducial"] = {k: float(v) for k, v in fiducial.items()}
-                meta["fiducial"] = kwargs["fiducial"]
+            fiducial = _fiducial(str(run_file), config, lines, spectrum, error_model)
+            iterate = fiducial == "iterate"  # the fiducial is found in model_kwargs (fits)
+            if isinstance(fiducial, dict):  # covariance held at this BGK spectrum
+                kwargs["fiducial"] = fiducial
+            meta["fiducial"] = fiducial
         else:
             emulator = load_emulator(path("emulator"))
             if "emulator_degree" in table:
@@ -224,11 +220,33 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
                 "va_over_c prior must be uniform or loguniform inside it (else use 'eigen')"
             )
     return {
-        "name": name, "model": model, "kwargs": kwargs, "sampler": sampler,
+        "name": name, "model": model, "kwargs": kwargs, "iterate_fiducial": iterate,
+        "sampler": sampler,
         "thresholds": thresholds, "sampled": list(parameters), "data_meta": meta,
         "priors": kwargs["priors"], "coords": coords, "dims": dims,
         "units": {k: par.unit for k, par in parameters.items()},
     }
+
+
+def _fiducial(run_file: str, config: dict, lines: dict, spectrum, error_model: str):
+    """The run file's ``fiducial``: ``"model"`` (covariance at the model), ``"iterate"`` (the
+    self-consistent fiducial, :func:`crsky.inference.fitting.iterate_fiducial`) or ``{p, q1}``.
+    Default ``"iterate"`` for pseudo-``C_l`` with ``error_model = "cosmic_variance"``, whose fit
+    with the covariance at the model is biased; ``"model"`` otherwise."""
+    default = "iterate" if spectrum.kind == "pseudo" and error_model == "cosmic_variance" \
+        else "model"
+    fiducial = config.get("fiducial", default)
+    if fiducial != "model" and error_model != "cosmic_variance":
+        raise ValueError(f"{run_file}: fiducial applies to error_model 'cosmic_variance' only")
+    if isinstance(fiducial, str):
+        one_of(f"{run_file}: fiducial", fiducial, FIDUCIALS)
+        return fiducial
+    fiducial = _table(run_file, fiducial, lines, "fiducial")
+    _check_keys(f"{run_file} fiducial", fiducial, {"p", "q1"}, {})
+    if set(fiducial) != {"p", "q1"} or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in fiducial.values()):
+        raise ValueError(f"{run_file}: fiducial must give numbers p and q1, got {fiducial!r}")
+    return {k: float(v) for k, v in fiducial.items()}
 
 
 def _check_c1_prior(run_file: str, prior, spectrum) -> None:
@@ -256,9 +274,18 @@ def model_kwargs(setup: dict) -> dict:
     JAX: for the beam model with ``forward = "table"`` the Chebyshev table of the eigen excess
     (:func:`crsky.physics.beam.tabulate_excess` over :data:`EXCESS_TABLE_EPS` ×
     :data:`EXCESS_TABLE_DELTA`; 16 × 6 nodes, a few CPU seconds). Call it after choosing the
-    devices (``numpyro.set_host_device_count``). Float64 required."""
+    devices (``numpyro.set_host_device_count``). Float64 required.
+
+    With ``fiducial = "iterate"`` (the default for pseudo-``C_l``) it finds the self-consistent
+    fiducial (:func:`crsky.inference.fitting.iterate_fiducial`; a few MAP fits, seconds) and
+    records it, with the number of fits, in ``setup["data_meta"]["fiducial"]``."""
     kwargs = dict(setup["kwargs"])
     if setup["name"] == "beam" and kwargs["forward"] == "table":
         kwargs["excess_table"] = beam.tabulate_excess(EXCESS_TABLE_EPS, EXCESS_TABLE_DELTA,
                                                       n_eps=16, n_delta=6)
+    if setup["iterate_fiducial"]:
+        found = iterate_fiducial(setup["model"], kwargs)
+        kwargs["fiducial"] = found.fiducial
+        setup["data_meta"]["fiducial"] = {"iterate": found.fiducial,
+                                          "iterations": found.iterations}
     return kwargs
