@@ -50,10 +50,7 @@ from numpyro.infer.util import initialize_model, potential_energy  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from crsky.inference import data as cdata  # noqa: E402
-from crsky.inference import (
-    fitting,  # noqa: E402
-    models,  # noqa: E402
-)
+from crsky.inference import fitting, models  # noqa: E402
 from crsky.io.tables import load_experiments  # noqa: E402
 from crsky.resources import resolve  # noqa: E402
 
