@@ -372,6 +372,42 @@ def test_fiducial_covariance_option(pseudo):
         _log_likelihood(spectrum, experiment, 0.5, 1e-6, {"p": 1.5, "q1": 1e-6})
 
 
+@pytest.mark.parametrize("pseudo", [True, False])
+def test_fiducial_of_the_sigma_model(pseudo):
+    """As for spectrum_p: the fiducial at the model point reproduces the default likelihood;
+    held elsewhere, the variance (cosmic and emulator error) no longer moves with c1, so at fixed
+    sigma and r_L/Lc the log-likelihood is exactly quadratic in c1; keys are checked."""
+    from numpyro.infer.util import log_density
+
+    emulator = tables.load_emulator(resolve("data", "emulator.csv"), degree=2)
+    if pseudo:
+        table = tables.load_cl_table(resolve("data", "mock_icecube_hawc_pseudo_cl.csv"))
+        experiments = tables.load_experiments(resolve("data", "experiments.toml"))
+        experiment = [data.pseudo_cl_forward(experiments["HAWC"], 16, 8, 32)]  # emulator l<=32
+    else:
+        table, experiment = tables.load_cl_table(resolve("data", "simulated_cl_sigma1.csv")), None
+    spectrum = models.spectrum_data(table, 1, 8, ["HAWC"] if pseudo else None)
+    c1 = float(spectrum.cl[0])
+    priors = models.resolve_priors(models.spectrum_sigma_parameters(spectrum, emulator), None)
+
+    def loglik(point, fiducial=None):
+        kwargs = {"data": spectrum, "emulator": emulator, "priors": priors,
+                  "experiment": experiment, "fiducial": fiducial}
+        _, trace = log_density(models.spectrum_sigma_model, (), kwargs, point)
+        return float(trace["cl_obs"]["fn"].log_prob(trace["cl_obs"]["value"]).sum())
+
+    at = {"sigma": 1.0, "rl_over_lc": 0.1, "c1": c1}
+    assert loglik(at, at) == pytest.approx(loglik(at), rel=1e-10)
+    held = np.array([loglik(at | {"c1": c1 * f}, at) for f in (0.8, 1.0, 1.2, 1.4)])
+    moving = np.array([loglik(at | {"c1": c1 * f}) for f in (0.8, 1.0, 1.2, 1.4)])
+    assert abs(np.diff(held, 3)[0]) < 1e-8 * abs(np.diff(held, 2)[0])
+    assert abs(np.diff(moving, 3)[0]) > 1e-4 * abs(np.diff(moving, 2)[0])
+    with pytest.raises(ValueError, match="fiducial must be a mapping with keys sigma"):
+        loglik(at, {"p": 0.5, "q1": 1e-6})
+    with pytest.raises(ValueError, match="fiducial c1"):
+        loglik(at, at | {"c1": -1.0})
+
+
 def test_fiducial_key_of_a_run_file(tmp_path):
     from crsky.pipelines.inference import build
 
@@ -379,6 +415,7 @@ def test_fiducial_key_of_a_run_file(tmp_path):
     text = shipped.read_text().replace(
         '"../data/mock_icecube_hawc_pseudo_cl.csv"',
         repr(str(resolve("data", "mock_icecube_hawc_pseudo_cl.csv"))).replace("'", '"'))
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("fiducial"))
     run = tmp_path / "run.toml"
     run.write_text(text.replace("[data]", "fiducial = {p = 0.5, q1 = 1e-6}\n[data]", 1))
     assert build(run)["kwargs"]["fiducial"] == {"p": 0.5, "q1": 1e-6}
@@ -418,3 +455,29 @@ def test_pseudo_cl_run_files_iterate_the_fiducial_by_default():
     mode = fit_laplace(setup["model"], kwargs, draws=10).mode
     assert float(mode["p"]) == pytest.approx(kwargs["fiducial"]["p"], rel=2e-3)
     assert float(mode["q1"]) == pytest.approx(kwargs["fiducial"]["q1"], rel=2e-3)
+
+
+def test_fiducial_key_of_sigma_and_beam_run_files(tmp_path):
+    from crsky.pipelines.inference import build
+
+    text = resolve("run_file", "simulated_sigma").read_text()
+    for name in ("simulated_cl_sigma1.csv", "emulator.csv"):
+        text = text.replace(f'"../data/{name}"',
+                            repr(str(resolve("data", name))).replace("'", '"'))
+    text = text.replace('error_model = "table"', 'error_model = "cosmic_variance"')
+    run = tmp_path / "sigma.toml"
+    run.write_text(text)
+    assert build(run)["iterate_fiducial"] is None  # full-sky default: at the model
+    held = "fiducial = {sigma = 1.0, rl_over_lc = 0.1, c1 = 8.0}\n[data]"
+    run.write_text(text.replace("[data]", held, 1))
+    assert build(run)["kwargs"]["fiducial"] == {"sigma": 1.0, "rl_over_lc": 0.1, "c1": 8.0}
+    run.write_text(text.replace("[data]", 'fiducial = "iterate"\n[data]', 1))
+    assert set(build(run)["iterate_fiducial"]) == {"sigma", "rl_over_lc", "c1"}
+    run.write_text(text.replace("[data]", "fiducial = {p = 0.5, q1 = 1e-6}\n[data]", 1))
+    with pytest.raises(ValueError, match="unknown key 'p'"):
+        build(run)
+    beam = resolve("run_file", "milagro_beam").read_text()
+    beam = beam.replace('"../data/', '"' + str(resolve("data", "experiments.toml").parent) + "/")
+    run.write_text(beam.replace("[data]", 'fiducial = "iterate"\n[data]', 1))
+    with pytest.raises(ValueError, match="'fiducial' applies to the spectrum models only"):
+        build(run)

@@ -484,6 +484,21 @@ def _pseudo_likelihood(data: SpectrumData, priors, ops, cl_sky, extra_var, error
     numpyro.factor("cl_obs_rescale", -jnp.sum(jnp.log(scale)))
 
 
+def check_fiducial(fiducial, names: tuple[str, ...], error_model: str) -> None:
+    """``ValueError`` unless ``fiducial`` is ``None`` or a mapping of exactly ``names`` to
+    positive values, with ``error_model = "cosmic_variance"`` (the only error model that
+    depends on the parameters)."""
+    if fiducial is None:
+        return
+    if error_model != "cosmic_variance":
+        raise ValueError("fiducial applies to error_model='cosmic_variance' only")
+    if not isinstance(fiducial, Mapping) or set(fiducial) != set(names):
+        raise ValueError(f"fiducial must be a mapping with keys {', '.join(names)}, got "
+                         f"{fiducial!r}")
+    for name in names:
+        _validate.positive(f"fiducial {name}", fiducial[name])
+
+
 def spectrum_p_model(data: SpectrumData, priors: Mapping[str, Prior],
                      error_model: str = "cosmic_variance", experiment=None,
                      fiducial: Mapping[str, float] | None = None):
@@ -508,13 +523,9 @@ def spectrum_p_model(data: SpectrumData, priors: Mapping[str, Prior],
     (``benchmarks/closure_observatory.py``); a first fit's values are a natural fiducial.
     """
     ops = check_observation(data, experiment)
+    check_fiducial(fiducial, ("p", "q1"), error_model)
     if fiducial is not None:
-        if error_model != "cosmic_variance":
-            raise ValueError("fiducial applies to error_model='cosmic_variance' only")
-        if not isinstance(fiducial, Mapping) or set(fiducial) != {"p", "q1"}:
-            raise ValueError(f"fiducial must be a mapping with keys p and q1, got {fiducial!r}")
         _validate.open_interval("fiducial p", fiducial["p"], 0.0, 1.0)
-        _validate.positive("fiducial q1", fiducial["q1"])
     p = priors["p"].sample("p")
     q1 = priors["q1"].sample("q1")
     if ops is None:
@@ -554,7 +565,8 @@ def spectrum_sigma_parameters(data: SpectrumData, emulator: Emulator,
 
 
 def spectrum_sigma_model(data: SpectrumData, emulator: Emulator, priors: Mapping[str, Prior],
-                         error_model: str = "cosmic_variance", experiment=None):
+                         error_model: str = "cosmic_variance", experiment=None,
+                         fiducial: Mapping[str, float] | None = None):
     """NumPyro model: ``Ĉ_l`` → turbulence level ``σ`` (and ``r_L/Lc``) through the emulator.
 
     Mean ``c1 · R(σ, r_L/Lc, l)`` with ``R = Ĉ_l/Ĉ_1`` from
@@ -565,8 +577,15 @@ def spectrum_sigma_model(data: SpectrumData, emulator: Emulator, priors: Mapping
     ``experiment`` as in :func:`spectrum_p_model`: the sky spectrum is then
     ``c1 · R(σ, r_L/Lc, L)`` for ``L = 1 .. lmax_sky`` (the emulator must hold all of them) and
     the emulator error enters through the mixing matrix, ``Σ_L M_{lL}² (c1 error_L)²``.
+
+    ``fiducial`` (a mapping of the sampled ``sigma``, ``c1`` and, with an r_L/Lc axis,
+    ``rl_over_lc``; ``error_model="cosmic_variance"`` only): hold the cosmic variance (or the
+    pseudo-``C_l`` covariance) and the emulator's error term at the emulated spectrum of these
+    values, as ``fiducial`` of :func:`spectrum_p_model`.
     """
     ops = check_observation(data, experiment)
+    check_fiducial(fiducial, tuple(n for n in ("sigma", "rl_over_lc", "c1") if n in priors),
+                   error_model)
     if ops is not None:
         sky_ell = np.arange(1, ops[0].lmax_sky + 1)
         emulator.ell_index(sky_ell)
@@ -574,14 +593,19 @@ def spectrum_sigma_model(data: SpectrumData, emulator: Emulator, priors: Mapping
     rl = priors["rl_over_lc"].sample("rl_over_lc") if "rl_over_lc" in priors else None
     c1 = priors["c1"].sample("c1")
     ratio, error = evaluate(emulator, sigma, rl)
+    at_ratio, at_error, at_c1 = ratio, error, c1  # where the variance is evaluated
+    if fiducial is not None:
+        at_ratio, at_error = evaluate(emulator, fiducial["sigma"], fiducial.get("rl_over_lc"))
+        at_c1 = fiducial["c1"]
     if ops is None:
         index = emulator.ell_index(data.ell)
-        _spectrum_likelihood(data, priors, c1 * ratio[index], (c1 * error[index]) ** 2,
-                             error_model)
+        _spectrum_likelihood(data, priors, c1 * ratio[index], (at_c1 * at_error[index]) ** 2,
+                             error_model, None if fiducial is None else at_c1 * at_ratio[index])
         return
     index = emulator.ell_index(sky_ell)
     sky = jnp.concatenate([jnp.zeros(1), c1 * ratio[index]])
-    sky_var = jnp.concatenate([jnp.zeros(1), (c1 * error[index]) ** 2])
+    sky_var = jnp.concatenate([jnp.zeros(1), (at_c1 * at_error[index]) ** 2])
     kernels, _ = _stacked_kernels(ops, data.experiment_index, data.ell)
     mixing = 2.0 / (2.0 * data.ell + 1.0)[:, None] * np.sum(kernels[1:] ** 2, axis=0)
-    _pseudo_likelihood(data, priors, ops, sky, mixing**2 @ sky_var, error_model)
+    fid = None if fiducial is None else jnp.concatenate([jnp.zeros(1), at_c1 * at_ratio[index]])
+    _pseudo_likelihood(data, priors, ops, sky, mixing**2 @ sky_var, error_model, fid)

@@ -23,7 +23,7 @@ from crsky.physics import beam
 
 MODELS = ("beam", "spectrum_p", "spectrum_sigma")
 FIDUCIALS = ("model", "iterate")
-"""String values of a run file's ``fiducial`` (else a table ``{p, q1}``)."""
+"""String values of a run file's ``fiducial`` (else a table of the model's parameters)."""
 
 EXCESS_TABLE_EPS = (1e-6, 0.02)
 """ε range of the beam model's excess table (``forward = "table"``); below 1e-6 the eigen
@@ -132,11 +132,12 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
         raise ValueError(f"{run_file}: model must be one of {', '.join(MODELS)}, got {name!r}")
     if name != "beam" and "forward" in config:
         raise ValueError(f"{run_file}: 'forward' applies to the beam model only")
-    if name == "beam" and "error_model" in config:
-        raise ValueError(f"{run_file}: 'error_model' applies to the spectrum models only")
+    for key in ("error_model", "fiducial"):
+        if name == "beam" and key in config:
+            raise ValueError(f"{run_file}: {key!r} applies to the spectrum models only")
     table = config.get("data", {})
     _check_keys(f"{run_file} [data]", table, DATA_KEYS[name], {})
-    iterate = False
+    iterate, fiducial_names = False, ()
 
     def path(key):
         if key not in table:
@@ -180,16 +181,9 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
             kwargs["experiment"] = observation_operators(run_file, cl_table, spectrum, observed)
         models.check_observation(spectrum, kwargs.get("experiment"))
         meta = {"cl_table": str(path("cl_table"))} | cl_table.meta
-        if "fiducial" in config and name != "spectrum_p":
-            raise ValueError(f"{run_file}: 'fiducial' applies to the spectrum_p model only")
         if name == "spectrum_p":
             parameters = models.spectrum_p_parameters(spectrum, error_model)
             model = models.spectrum_p_model
-            fiducial = _fiducial(str(run_file), config, lines, spectrum, error_model)
-            iterate = fiducial == "iterate"  # the fiducial is found in model_kwargs (fits)
-            if isinstance(fiducial, dict):  # covariance held at this BGK spectrum
-                kwargs["fiducial"] = fiducial
-            meta["fiducial"] = fiducial
         else:
             emulator = load_emulator(path("emulator"))
             if "emulator_degree" in table:
@@ -203,6 +197,12 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
             meta["emulator"] = {"path": str(path("emulator")), "degree": emulator.degree}
             if emulator.degree is not None:
                 meta["emulator"] |= fit_quality(emulator, spectrum.ell)
+        fiducial_names = tuple(k for k in parameters if not k.startswith("noise_"))
+        fiducial = _fiducial(str(run_file), config, lines, spectrum, error_model, fiducial_names)
+        iterate = fiducial == "iterate"  # the fiducial is found in model_kwargs (fits)
+        if isinstance(fiducial, dict):  # covariance held at the spectrum of these values
+            kwargs["fiducial"] = fiducial
+        meta["fiducial"] = fiducial
     try:
         sampler = SamplerConfig(**config.get("sampler", {}))
         thresholds = Thresholds(**config.get("diagnostics", {}))
@@ -220,7 +220,8 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
                 "va_over_c prior must be uniform or loguniform inside it (else use 'eigen')"
             )
     return {
-        "name": name, "model": model, "kwargs": kwargs, "iterate_fiducial": iterate,
+        "name": name, "model": model, "kwargs": kwargs,
+        "iterate_fiducial": fiducial_names if iterate else None,
         "sampler": sampler,
         "thresholds": thresholds, "sampled": list(parameters), "data_meta": meta,
         "priors": kwargs["priors"], "coords": coords, "dims": dims,
@@ -228,11 +229,13 @@ def _build(run_file: Path, config: dict, lines: dict) -> dict:
     }
 
 
-def _fiducial(run_file: str, config: dict, lines: dict, spectrum, error_model: str):
+def _fiducial(run_file: str, config: dict, lines: dict, spectrum, error_model: str,
+              names: tuple[str, ...]):
     """The run file's ``fiducial``: ``"model"`` (covariance at the model), ``"iterate"`` (the
-    self-consistent fiducial, :func:`crsky.inference.fitting.iterate_fiducial`) or ``{p, q1}``.
-    Default ``"iterate"`` for pseudo-``C_l`` with ``error_model = "cosmic_variance"``, whose fit
-    with the covariance at the model is biased; ``"model"`` otherwise."""
+    self-consistent fiducial, :func:`crsky.inference.fitting.iterate_fiducial`) or a table of
+    the model's parameters ``names`` (spectrum_p: ``{p, q1}``). Default ``"iterate"`` for
+    pseudo-``C_l`` with ``error_model = "cosmic_variance"``, whose fit with the covariance at
+    the model is biased; ``"model"`` otherwise."""
     default = "iterate" if spectrum.kind == "pseudo" and error_model == "cosmic_variance" \
         else "model"
     fiducial = config.get("fiducial", default)
@@ -242,10 +245,11 @@ def _fiducial(run_file: str, config: dict, lines: dict, spectrum, error_model: s
         one_of(f"{run_file}: fiducial", fiducial, FIDUCIALS)
         return fiducial
     fiducial = _table(run_file, fiducial, lines, "fiducial")
-    _check_keys(f"{run_file} fiducial", fiducial, {"p", "q1"}, {})
-    if set(fiducial) != {"p", "q1"} or not all(
+    _check_keys(f"{run_file} fiducial", fiducial, set(names), {})
+    if set(fiducial) != set(names) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in fiducial.values()):
-        raise ValueError(f"{run_file}: fiducial must give numbers p and q1, got {fiducial!r}")
+        raise ValueError(f"{run_file}: fiducial must give numbers {' and '.join(names)}, got "
+                         f"{fiducial!r}")
     return {k: float(v) for k, v in fiducial.items()}
 
 
@@ -284,7 +288,7 @@ def model_kwargs(setup: dict) -> dict:
         kwargs["excess_table"] = beam.tabulate_excess(EXCESS_TABLE_EPS, EXCESS_TABLE_DELTA,
                                                       n_eps=16, n_delta=6)
     if setup["iterate_fiducial"]:
-        found = iterate_fiducial(setup["model"], kwargs)
+        found = iterate_fiducial(setup["model"], kwargs, names=setup["iterate_fiducial"])
         kwargs["fiducial"] = found.fiducial
         setup["data_meta"]["fiducial"] = {"iterate": found.fiducial,
                                           "iterations": found.iterations}
