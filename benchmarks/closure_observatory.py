@@ -46,7 +46,12 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optimistix as optx  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
-from numpyro.infer.util import initialize_model, potential_energy  # noqa: E402
+from numpyro.infer.initialization import init_to_median  # noqa: E402
+from numpyro.infer.util import (  # noqa: E402
+    initialize_model,
+    potential_energy,
+    unconstrain_fn,
+)
 from scipy import stats  # noqa: E402
 
 from crsky.inference import data as cdata  # noqa: E402
@@ -78,7 +83,7 @@ class Fitter:
         start = {"p": 0.5, "q1": 1e-6} if fiducial else None
         init, _, postprocess, _ = initialize_model(
             jax.random.PRNGKey(0), models.spectrum_p_model,
-            model_kwargs=kwargs | {"fiducial": start})
+            model_kwargs=kwargs | {"fiducial": start}, init_strategy=init_to_median())
         self.x0, self.unravel = ravel_pytree(init.z)
         self.postprocess = postprocess
         names = list(init.z)
@@ -93,7 +98,10 @@ class Fitter:
 
         @jax.jit
         def fit(cl, fid):
-            sol = optx.minimise(potential, optx.BFGS(rtol=1e-9, atol=1e-9), self.x0,
+            # start at the prior median, or at the fiducial where there is one
+            x0 = self.x0 if not fiducial else ravel_pytree(unconstrain_fn(
+                models.spectrum_p_model, (), self.kwargs, {"p": fid[0], "q1": fid[1]}))[0]
+            sol = optx.minimise(potential, optx.BFGS(rtol=1e-9, atol=1e-9), x0,
                                 args=(cl, fid), max_steps=2000, throw=False)
             h = jax.hessian(potential)(sol.value, (cl, fid))
             return sol.value, sol.result == optx.RESULTS.successful, 0.5 * (h + h.T)
