@@ -288,7 +288,11 @@ def model_kwargs(setup: dict) -> dict:
         kwargs["excess_table"] = beam.tabulate_excess(EXCESS_TABLE_EPS, EXCESS_TABLE_DELTA,
                                                       n_eps=16, n_delta=6)
     if setup["iterate_fiducial"]:
-        found = iterate_fiducial(setup["model"], kwargs, names=setup["iterate_fiducial"])
+        try:
+            found = iterate_fiducial(setup["model"], kwargs, names=setup["iterate_fiducial"])
+        except ValueError as exc:
+            raise ValueError(f"fiducial = \"iterate\": {exc}; set fiducial to \"model\" or to a "
+                             "table of values in the run file") from None
         kwargs["fiducial"] = found.fiducial
         setup["data_meta"]["fiducial"] = {"iterate": found.fiducial,
                                           "iterations": found.iterations}
