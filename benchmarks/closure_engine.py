@@ -38,12 +38,19 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from closure_observatory import PRIORS, Fitter, ideal_table, summary  # noqa: E402
+from closure_observatory import (  # noqa: E402
+    PRIORS,
+    Fitter,
+    ideal_table,
+    iterated_fits,
+    report,
+    summary,
+)
 from observatory_anisotropy import ORIENTATIONS, spectra_of_run  # noqa: E402
 from scipy.optimize import least_squares  # noqa: E402
 
 from crsky.inference import data as cdata  # noqa: E402
-from crsky.inference import fitting, models  # noqa: E402
+from crsky.inference import models  # noqa: E402
 from crsky.inference.data import ClTable  # noqa: E402
 from crsky.io import runfile  # noqa: E402
 from crsky.io.tables import load_experiments  # noqa: E402
@@ -120,29 +127,14 @@ def main():
             kwargs = {"data": data[0], "priors": PRIORS, "error_model": "cosmic_variance"}
             if way == "pseudo":
                 kwargs["experiment"] = [forward]
-                fitter = Fitter(kwargs, fiducial=True)
-                fits = []
-                for d in data:
-                    try:
-                        found = fitting.iterate_fiducial(models.spectrum_p_model,
-                                                         kwargs | {"data": d})
-                    except ValueError:
-                        fits.append(None)
-                        continue
-                    fid = (found.fiducial["p"], found.fiducial["q1"])
-                    fits.append(fitter.p_quantiles(d.cl, fid))
+                fits, _ = iterated_fits(kwargs, data)
             else:
                 fitter = Fitter(kwargs)
                 fits = [fitter.p_quantiles(d.cl) for d in data]
             quantiles = [None if f is None else f[0] for f in fits]
             r = summary(ref["p"], quantiles) | {"seconds": time.perf_counter() - start}
             results[exp.name][way] = r
-            print(f"  {way:8s} fits {r['fits']:3d} (failed {r['failed']}): coverage 68 % "
-                  f"{r['coverage68']:.2f} ± {r['coverage68_se']:.2f}, 95 % "
-                  f"{r['coverage95']:.2f} ± {r['coverage95_se']:.2f}; median − p "
-                  f"{r['median_minus_truth_mean']:+.4f} ± {r['median_minus_truth_se']:.4f} "
-                  f"(spread {r['median_spread']:.4f}, mean 68 % half-width "
-                  f"{r['half_width68_mean']:.4f}); {r['seconds']:.0f} s", flush=True)
+            report(f"  {way:8s}", r)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(vars(args) | {"nside": nside, "realisations": len(run.indices),

@@ -140,6 +140,32 @@ def summary(truth: float, quantiles: list) -> dict:
             "half_width68_mean": float(np.mean((q[:, 3] - q[:, 1]) / 2))}
 
 
+def iterated_fits(kwargs: dict, sets: list) -> tuple[list, list[int]]:
+    """Per data set of ``sets`` (``SpectrumData`` differing in ``cl`` only): the self-consistent
+    fiducial (``fitting.iterate_fiducial``), then MAP + Laplace with the covariance held there
+    (``Fitter.p_quantiles``; None where either fails); and the fits the iteration took."""
+    fitter = Fitter(kwargs, fiducial=True)
+    fits, steps = [], []
+    for data in sets:
+        try:
+            found = fitting.iterate_fiducial(models.spectrum_p_model, kwargs | {"data": data})
+        except ValueError:
+            fits.append(None)
+            continue
+        steps.append(found.iterations)
+        fits.append(fitter.p_quantiles(data.cl, (found.fiducial["p"], found.fiducial["q1"])))
+    return fits, steps
+
+
+def report(label: str, r: dict) -> None:
+    """One line of a :func:`summary` (with ``seconds``)."""
+    print(f"{label} fits {r['fits']:3d} (failed {r['failed']}): coverage 68 % "
+          f"{r['coverage68']:.2f} ± {r['coverage68_se']:.2f}, 95 % {r['coverage95']:.2f} ± "
+          f"{r['coverage95_se']:.2f}; median − p {r['median_minus_truth_mean']:+.4f} ± "
+          f"{r['median_minus_truth_se']:.4f} (spread {r['median_spread']:.4f}, mean 68 % "
+          f"half-width {r['half_width68_mean']:.4f}); {r['seconds']:.0f} s", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", type=int, default=40)
@@ -176,18 +202,7 @@ def main():
                 fitter = Fitter(kwargs, fiducial=True)
                 fits = [fitter.p_quantiles(s.cl, (args.p, args.q1)) for s in sets]
             elif way == "pseudo_fiducial_iterated":  # what crsky infer does by default
-                fitter = Fitter(kwargs, fiducial=True)
-                fits, steps = [], []
-                for s_ in sets:
-                    try:
-                        found = fitting.iterate_fiducial(models.spectrum_p_model,
-                                                         kwargs | {"data": s_})
-                    except ValueError:
-                        fits.append(None)
-                        continue
-                    steps.append(found.iterations)
-                    fid = (found.fiducial["p"], found.fiducial["q1"])
-                    fits.append(fitter.p_quantiles(s_.cl, fid))
+                fits, steps = iterated_fits(kwargs, sets)
                 print(f"  fits after the first per data set: mean {np.mean(steps):.1f}, "
                       f"max {max(steps)}")
             elif way == "pseudo_fiducial_map":  # two steps: covariance at the first fit's MAP
@@ -206,13 +221,7 @@ def main():
             results[name][way] = summary(args.p, quantiles) | {
                 "seconds": time.perf_counter() - start,
                 "medians": [None if q is None else q[2] for q in quantiles]}
-            r = results[name][way]
-            print(f"{name:8s} {way:13s} fits {r['fits']:3d} (failed {r['failed']}): coverage "
-                  f"68 % {r['coverage68']:.2f} ± {r['coverage68_se']:.2f}, 95 % "
-                  f"{r['coverage95']:.2f} ± {r['coverage95_se']:.2f}; median − p "
-                  f"{r['median_minus_truth_mean']:+.4f} ± {r['median_minus_truth_se']:.4f} "
-                  f"(spread {r['median_spread']:.4f}, mean 68 % half-width "
-                  f"{r['half_width68_mean']:.4f}); {r['seconds']:.0f} s", flush=True)
+            report(f"{name:8s} {way:13s}", results[name][way])
     if args.out:
         with open(args.out, "w") as f:
             json.dump(vars(args) | {"results": results}, f, indent=1)
