@@ -20,13 +20,17 @@ Recorded per setting:
   locally linear-Gaussian problem;
 - success: the truth inside the fit's Laplace ellipsoid, d² = Δθᵀ C⁻¹ Δθ below the 99.9 %
   quantile of χ² with 4N degrees of freedom (the horizon benchmark's criterion);
+- an optimiser check: the −ln posterior of the best start minus that of the truth (positive:
+  the fit stopped at a worse point than the truth, a local minimum or the step limit), and how
+  many best starts used the whole step budget ``--max-steps``;
 - wall time per fit (all starts, one compiled fit looped over the problems) and the XLA
   compilation time, once per N (the event count changes only the data, not the program).
 
 Usage (the run reported in benchmarks/RESULTS.md):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/inverse_scaling.py --out DIR \\
-        --problems 20 --modes 1 2 4 --events 1e4 1e5 1e6 --nside 2 --t-omega 2
+        --problems 20 --modes 1 2 4 8 --events 1e4 1e5 1e6 1e7 --nside 4 --t-omega 2 \\
+        --max-steps 1000
 
 Writes DIR/inverse_scaling.json (after every setting, so a partial run keeps what it measured)
 and DIR/inverse_scaling.png (error against unknowns and against events); ``--replot JSON``
@@ -75,7 +79,7 @@ def parse_args():
     parser.add_argument("--dt", type=float, default=0.1)
     parser.add_argument("--quantile", type=float, default=0.999,
                         help="chi^2 quantile of the success criterion")
-    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--max-steps", type=int, default=1000, help="BFGS step limit")
     parser.add_argument("--replot", type=Path, default=None,
                         help="only redraw the figure from this inverse_scaling.json")
     return parser.parse_args()
@@ -143,6 +147,8 @@ def main():
         fitted = jax.jit(lambda p, d, s, st, scale=scale: inv.fit(
             p, d, s, st, prior_scale=scale, max_steps=args.max_steps))
         laplace = jax.jit(lambda p, b, s, scale=scale: inv.laplace_covariance(p, b, s, scale))
+        loss_at = jax.jit(lambda p, t, d, s, scale=scale: inv.negative_log_posterior(
+            p, t, d, s, scale))
         compiled = None
         for events in args.events:
             # the horizon benchmark's mock problems, with this N and event count
@@ -176,6 +182,11 @@ def main():
             # Laplace prediction of |Δθ|: E|Δθ|² = tr C for Δθ ~ N(0, C)
             predicted = np.sqrt(np.trace(np.asarray(covs), axis1=1, axis2=2)) / norm
             d2 = mahalanobis_d2(best, truths, covs)
+            # optimiser check: −ln posterior of the best start minus that of the truth (> 0: the
+            # fit stopped at a worse point than the truth, a local minimum or the step limit)
+            loss_truth = per_problem(loss_at, (problems, truths, data, sigma), args.problems)
+            loss_gap = np.asarray(fits.loss[np.arange(args.problems), fits.best] - loss_truth)
+            best_steps = np.asarray(fits.steps[np.arange(args.problems), fits.best])
             ok = d2 < threshold
             row = {
                 "modes": n_modes,
@@ -191,13 +202,19 @@ def main():
                 "wall_s_per_fit": wall / args.problems,
                 "compile_s": compile_s,
                 "median_optimiser_steps": float(np.median(np.asarray(fits.steps))),
+                "best_start_at_step_limit": int(np.sum(best_steps >= args.max_steps)),
+                "loss_gap_to_truth": loss_gap.tolist(),
+                "fits_worse_than_truth": int(np.sum(loss_gap > 0)),
                 "load_average": os.getloadavg(),
             }
             rows.append(row)
             (args.out / "inverse_scaling.json").write_text(json.dumps(result, indent=1))
             print(f"N={n_modes} ({4 * n_modes} unknowns) events={events:.0e}: success "
                   f"{int(np.sum(ok))}/{args.problems}, median err {np.median(err):.3g} "
-                  f"(Laplace {np.median(predicted):.3g}), {wall / args.problems:.2f} s/fit, "
+                  f"(Laplace {np.median(predicted):.3g}), worse than truth "
+                  f"{int(np.sum(loss_gap > 0))}, at step limit "
+                  f"{int(np.sum(best_steps >= args.max_steps))}, "
+                  f"{wall / args.problems:.2f} s/fit, "
                   f"compile {compile_s or 0:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)
 
     plot(result, args.out / "inverse_scaling.png")
