@@ -101,6 +101,14 @@ def loss_of_coefficients(coefficients, problem, data, sigma, scale):
         problem, inv.FieldParams(coefficients, gradient), data, sigma, scale)
 
 
+def mahalanobis_d2(best, truths, covs):
+    """d² = Δθᵀ C⁻¹ Δθ per problem, Δθ the fitted minus the true coefficients and C the Laplace
+    covariance at the fit (``covs``, shape (problems, P, P)); success is d² below a χ²_P
+    quantile."""
+    delta = np.asarray(best.coefficients - truths.coefficients).reshape(len(covs), -1)
+    return np.einsum("ri,rij,rj->r", delta, np.linalg.inv(np.asarray(covs)), delta)
+
+
 def per_problem(function, batched, n):
     """``function`` applied to each problem of the stacked arguments, results stacked (a loop:
     reverse-mode AD through diffrax is not batched over problems here)."""
@@ -171,8 +179,7 @@ def main():
                              / jnp.linalg.norm(truths.coefficients, axis=(1, 2)))
             best_of[method] = best
             covs = per_problem(laplace, (problems, best, sigma), args.problems)
-            delta = np.asarray(best.coefficients - truths.coefficients).reshape(args.problems, -1)
-            d2 = np.einsum("ri,rij,rj->r", delta, np.linalg.inv(np.asarray(covs)), delta)
+            d2 = mahalanobis_d2(best, truths, covs)
             ok = d2 < threshold
             cov_of[method] = covs
             corr_truth, corr_held, corr_data = map(

@@ -3,6 +3,7 @@ small noise-free mock inversion end to end (slow: several compilations of the fi
 
 import json
 
+import numpy as np
 import pytest
 
 from crsky.cli import main
@@ -37,5 +38,32 @@ def test_noise_free_inversion_end_to_end(tmp_path, capsys):
     assert out["mock"] is True and out["unknowns"] == 4
     assert out["coefficient_error"] < 1e-6
     assert out["map_correlation_held_out"] > 0.999
-    for name in ("inversion.json", "maps.png", "held_out.png", "recovery_against_t.png"):
+    assert out["field_along_paths"]["max_residual_to_held_out_t_omega"] < 1e-5
+    for name in ("inversion.json", "maps.png", "held_out.png", "recovery_against_t.png",
+                 "field_along_paths.png"):
         assert (tmp_path / name).is_file()
+
+
+def test_field_along_paths_figure_is_written(tmp_path):
+    """The figure of crsky invert's field_along_paths.png from made-up samples: it saves as a PNG,
+    its axes carry the units, the upper panel draws |B|/B0 of both fields and the lower one the
+    norm of their difference (reference: numpy on the same arrays)."""
+    from crsky.plotting.inverse import recovery_along_paths
+
+    rng = np.random.default_rng(0)
+    t = np.linspace(0.1, 8.0, 30)
+    b_true = rng.normal(size=(30, 2, 3))
+    b_rec = b_true + 0.01 * rng.normal(size=(30, 2, 3))
+    fig = recovery_along_paths(t, b_true, b_rec, t_data=4.0, labels=["a", "b"])
+    path = tmp_path / "field_along_paths.png"
+    fig.savefig(path, dpi=60)
+    assert path.stat().st_size > 5_000
+    top, bottom = fig.axes
+    assert top.get_ylabel() == "|B|/B0" and "tΩ" in bottom.get_xlabel()
+    assert "B0" in bottom.get_ylabel()
+    np.testing.assert_allclose(top.lines[0].get_ydata(), np.linalg.norm(b_true[:, 0], axis=-1))
+    np.testing.assert_allclose(top.lines[3].get_ydata(), np.linalg.norm(b_rec[:, 1], axis=-1))
+    np.testing.assert_allclose(bottom.lines[1].get_ydata(),
+                               np.linalg.norm(b_rec[:, 1] - b_true[:, 1], axis=-1))
+    with pytest.raises(ValueError, match="b_recovered"):
+        recovery_along_paths(t, b_true, b_rec[:, :1])

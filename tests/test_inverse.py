@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from crsky.physics import inverse as inv
+from crsky.physics.tracing import backtrack
 from crsky.physics.turbulence import TurbulenceSpectrum, sample_modes, turbulent_field
 
 R_LARMOR = 0.1
@@ -154,3 +155,50 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="starts"):
         inv.fit(problem, jnp.zeros((2, 48)), 1.0,
                 inv.random_starts(jax.random.PRNGKey(7), 2, 3, np.ones(3), GRADIENT))
+
+
+def direct_field(basis, coefficients, x):
+    """B/B0 = ẑ + Σ_n [(a e1 + b e2) cos(k·x) + (c e1 + d e2) sin(k·x)] by a plain numpy sum over
+    the waves (the parametrisation of crsky.physics.inverse), at points x of shape (..., 3)."""
+    k, e1, e2 = (np.asarray(a) for a in (basis.k, basis.e1, basis.e2))
+    c = np.asarray(coefficients)
+    x = np.asarray(x)
+    b = np.zeros(x.shape)
+    b[..., 2] = 1.0
+    for n in range(k.shape[0]):
+        phase = x @ k[n]
+        cos_vec = c[n, 0] * e1[n] + c[n, 1] * e2[n]
+        sin_vec = c[n, 2] * e1[n] + c[n, 3] * e2[n]
+        b += np.cos(phase)[..., None] * cos_vec + np.sin(phase)[..., None] * sin_vec
+    return b
+
+
+def test_field_along_paths_against_direct_sum():
+    """The field along the paths equals a direct numpy sum of the waves at the returned positions
+    (1e-12), for the true and for a different 'recovered' field; the positions are those of the
+    paths through the true field (not the recovered one), and a CR moving at c cannot be farther
+    than r_L τ from the observer."""
+    problem, truth, _ = small_problem()
+    recovered = inv.FieldParams(truth.coefficients + 0.05, truth.gradient)
+    pixels, times = [0, 17, 47], [0.5, 1.0, 1.5, 2.5]
+    along = inv.field_along_paths(problem, truth, recovered, pixels, times)
+    assert along.r.shape == along.b_true.shape == along.b_recovered.shape == (4, 3, 3)
+    np.testing.assert_allclose(along.t_omega, times)
+    np.testing.assert_allclose(along.b_true, direct_field(problem.basis, truth.coefficients,
+                                                          along.r), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(along.b_recovered, direct_field(
+        problem.basis, recovered.coefficients, along.r), rtol=0, atol=1e-12)
+    assert np.max(np.abs(along.b_recovered - along.b_true)) > 1e-2
+    distance = np.linalg.norm(np.asarray(along.r), axis=-1)
+    assert np.all(distance <= R_LARMOR * np.asarray(times)[:, None] * (1 + 1e-9))
+    directions = problem.directions[np.asarray(pixels)]
+    through_truth = backtrack(inv.to_modes(problem.basis, truth.coefficients), directions,
+                              np.asarray(times), R_LARMOR, dt=problem.dt)
+    through_recovered = backtrack(inv.to_modes(problem.basis, recovered.coefficients),
+                                  directions, np.asarray(times), R_LARMOR, dt=problem.dt)
+    np.testing.assert_allclose(along.r, through_truth.r, rtol=0, atol=1e-13)
+    assert np.max(np.abs(along.r - through_recovered.r)) > 1e-6
+    with pytest.raises(ValueError, match="pixels"):
+        inv.field_along_paths(problem, truth, recovered, [48], times)
+    with pytest.raises(ValueError, match="t_omega"):
+        inv.field_along_paths(problem, truth, recovered, pixels, [1.0, 0.5])

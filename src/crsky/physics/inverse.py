@@ -49,7 +49,7 @@ from jaxtyping import Array, Float
 from crsky import _validate
 from crsky.physics import sky, spectra
 from crsky.physics.tracing import backtrack, healpix_directions
-from crsky.physics.turbulence import Modes, check_modes
+from crsky.physics.turbulence import Modes, check_modes, magnetic_field
 
 COEFFICIENTS = ("cos_e1", "cos_e2", "sin_e1", "sin_e2")
 """Names of the four coefficients per wave vector, the last axis of ``FieldParams.coefficients``."""
@@ -211,11 +211,18 @@ def with_times(problem: InverseProblem, t_omega) -> InverseProblem:
     return dataclasses.replace(problem, t_omega=times)
 
 
-def predict(problem: InverseProblem, params: FieldParams) -> Float[Array, "n_times npix"]:
-    """Model maps δI(n̂) at the problem's times, monopole removed, shape (n_times, Npix)."""
-    modes = to_modes(problem.basis, params.coefficients)
+def field_modes(problem: InverseProblem, coefficients: Float[Array, "n 4"]) -> Modes:
+    """The whole turbulent field of ``coefficients``: the fitted waves (:func:`to_modes`) followed
+    by the problem's fixed background waves, if any."""
+    modes = to_modes(problem.basis, coefficients)
     if problem.background is not None:
         modes = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), modes, problem.background)
+    return modes
+
+
+def predict(problem: InverseProblem, params: FieldParams) -> Float[Array, "n_times npix"]:
+    """Model maps δI(n̂) at the problem's times, monopole removed, shape (n_times, Npix)."""
+    modes = field_modes(problem, params.coefficients)
     traj = backtrack(
         modes, problem.directions, np.asarray(problem.t_omega), problem.r_larmor,
         solver="boris", dt=problem.dt,
@@ -224,6 +231,61 @@ def predict(problem: InverseProblem, params: FieldParams) -> Float[Array, "n_tim
     d_intensity = sky.relative_intensity(traj.r, traj.p, params.gradient, problem.K)
     # a measured map is relative to its own sky mean: its monopole is not observed
     return d_intensity - jnp.mean(d_intensity, axis=-1, keepdims=True)
+
+
+class FieldAlongPaths(eqx.Module):
+    """The true and a recovered field sampled along back-tracked paths (:func:`field_along_paths`).
+
+    Attributes:
+        t_omega: back-tracking times τ = tΩ of the samples, shape (n_t,).
+        r: positions r(−τ) of the paths through the true field, shape (n_t, M, 3), units Lc.
+        b_true, b_recovered: total field B/B0 = ẑ + δB/B0 of the true and the recovered
+            coefficients at those positions, shape (n_t, M, 3).
+    """
+
+    t_omega: Float[Array, " n_t"]
+    r: Float[Array, "n_t m 3"]
+    b_true: Float[Array, "n_t m 3"]
+    b_recovered: Float[Array, "n_t m 3"]
+
+
+def field_along_paths(
+    problem: InverseProblem, truth: FieldParams, recovered: FieldParams, pixels, t_omega
+) -> FieldAlongPaths:
+    """Where along the data's own paths is the recovered field right?
+
+    The CRs arriving in HEALPix pixels ``pixels`` are back-tracked through the **true** field
+    (Boris, the problem's dt and r_L) to the times ``t_omega``, and both the true and the
+    recovered field (fitted waves plus the fixed background) are evaluated at the same positions.
+    The paths of the recovered field are not used: at the positions the data probed the two
+    fields can be compared point by point.
+
+    Args:
+        problem: the forward map (basis, directions, r_L, dt, background).
+        truth, recovered: the true and the fitted :class:`FieldParams` (coefficients used).
+        pixels: indices of the arrival pixels (RING), shape (M,).
+        t_omega: sample times τ = tΩ, increasing, > 0.
+    """
+    npix = problem.directions.shape[0]
+    pixels = np.atleast_1d(np.asarray(pixels))
+    if pixels.ndim != 1 or pixels.size == 0 or not np.issubdtype(pixels.dtype, np.integer):
+        raise ValueError(f"pixels must be a non-empty 1-d array of integers, got {pixels!r}")
+    if pixels.min() < 0 or pixels.max() >= npix:
+        raise ValueError(f"pixels must lie in [0, {npix}), got {pixels.tolist()}")
+    times = np.atleast_1d(np.asarray(t_omega, dtype=float))
+    _validate.increasing("t_omega", times)
+    true_modes = field_modes(problem, truth.coefficients)
+    traj = backtrack(
+        true_modes, problem.directions[pixels], times, problem.r_larmor, solver="boris",
+        dt=problem.dt,
+    )
+    # B/B0 = ẑ + δB/B0 (docs/physics.md (R1)) of either field at the true paths' positions
+    return FieldAlongPaths(
+        t_omega=traj.t_omega,
+        r=traj.r,
+        b_true=magnetic_field(true_modes, traj.r),
+        b_recovered=magnetic_field(field_modes(problem, recovered.coefficients), traj.r),
+    )
 
 
 def pixel_sigma(events: float, npix: int) -> float:

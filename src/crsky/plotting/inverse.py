@@ -1,4 +1,5 @@
-"""Figures of the inverse problem: true, recovered and residual maps; recovery against time."""
+"""Figures of the inverse problem: true, recovered and residual maps; recovery against time;
+the true and recovered field along back-tracked paths."""
 
 import healpy as hp
 import numpy as np
@@ -55,6 +56,65 @@ def recovery_against_time(t_omega, curves: dict, ylabel: str, horizon: float | N
     ax.set_xlabel("back-tracking time tΩ")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def recovery_along_paths(t_omega, b_true, b_recovered, t_data: float | None = None,
+                         labels=None, title: str = ""):
+    """The true and recovered field along back-tracked paths (:func:`crsky.physics.inverse.
+    field_along_paths`): |B|/B0 of both against tΩ (true solid, recovered dashed, one colour
+    per path), and below the residual |B_rec − B_true|/B0 (the norm of the vector difference).
+
+    Args:
+        t_omega: sample times, shape (n_t,).
+        b_true, b_recovered: B/B0 at the samples, shape (n_t, M, 3) for M paths.
+        t_data: the last back-tracking time of the fitted maps: a vertical line (beyond it the
+            paths are longer than any the data saw).
+        labels: M legend labels (default "path 0", "path 1", ...).
+        title: figure title.
+
+    Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    t_omega = np.asarray(t_omega, dtype=float)
+    b_true = np.asarray(b_true, dtype=float)
+    b_recovered = np.asarray(b_recovered, dtype=float)
+    if t_omega.ndim != 1:
+        raise ValueError(f"t_omega must have shape (n_t,), got {t_omega.shape}")
+    for name, b in (("b_true", b_true), ("b_recovered", b_recovered)):
+        if b.ndim != 3 or b.shape[0] != t_omega.size or b.shape[2] != 3:
+            raise ValueError(f"{name} must have shape ({t_omega.size}, M, 3), got {b.shape}")
+        _validate.finite(name, b)
+    if b_true.shape != b_recovered.shape:
+        raise ValueError(f"b_true {b_true.shape} and b_recovered {b_recovered.shape} differ")
+    n_paths = b_true.shape[1]
+    labels = [f"path {i}" for i in range(n_paths)] if labels is None else list(labels)
+    if len(labels) != n_paths:
+        raise ValueError(f"labels must name the {n_paths} paths, got {len(labels)}")
+    magnitude_true = np.linalg.norm(b_true, axis=-1)
+    magnitude_rec = np.linalg.norm(b_recovered, axis=-1)
+    residual = np.linalg.norm(b_recovered - b_true, axis=-1)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.5, 5.5), sharex=True,
+                                      gridspec_kw={"height_ratios": (2, 1)})
+    for i, label in enumerate(labels):
+        color = f"C{i % 10}"
+        top.plot(t_omega, magnitude_true[:, i], "-", color=color, label=f"{label} true")
+        top.plot(t_omega, magnitude_rec[:, i], "--", color=color, label=f"{label} recovered")
+        bottom.plot(t_omega, residual[:, i], "-", color=color)
+    for ax in (top, bottom):
+        if t_data is not None:
+            ax.axvline(t_data, color="gray", ls=":")
+    if t_data is not None:
+        top.plot([], [], color="gray", ls=":", label="last time of the data")
+    top.set_ylabel("|B|/B0")
+    bottom.set_ylabel("|B_rec − B_true|/B0")
+    bottom.set_xlabel("back-tracking time tΩ")
+    top.legend(fontsize=7, ncol=2)
+    if title:
+        top.set_title(title)
     fig.tight_layout()
     plt.close(fig)
     return fig
