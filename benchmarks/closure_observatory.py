@@ -20,6 +20,10 @@ log-uniform on [1e-12, 1e-2]) in three ways:
   (``spectrum_p_model(fiducial=...)``; an oracle, the best case);
 - ``pseudo_fiducial_map``: as ``pseudo``, the covariance held at the ``pseudo`` fit's MAP of the
   same data set (two steps, no knowledge of the truth);
+- ``nuts_fiducial_iterated``: as ``pseudo_fiducial_iterated``, but the intervals from NUTS
+  (``crsky.inference.sampling.run_nuts``, 2 chains × 1000 draws after 500 warm-up, the data
+  set's index as seed), on the first ``--nuts-sets`` data sets: the posterior ``crsky infer``
+  samples;
 - ``pseudo_fiducial_iterated``: the self-consistent fiducial
   (``crsky.inference.fitting.iterate_fiducial``: Broyden's method on the MAP as a function of
   the fiducial, to 1e-3 relative), the default of ``crsky infer`` for pseudo-C_ℓ.
@@ -38,7 +42,11 @@ import dataclasses
 import json
 import time
 
-import jax
+import numpyro
+
+numpyro.set_host_device_count(2)  # NUTS chains in parallel on the 2 cores
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -55,13 +63,13 @@ from numpyro.infer.util import (  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from crsky.inference import data as cdata  # noqa: E402
-from crsky.inference import fitting, models  # noqa: E402
+from crsky.inference import fitting, models, sampling  # noqa: E402
 from crsky.io.tables import load_experiments  # noqa: E402
 from crsky.resources import resolve  # noqa: E402
 
 PRIORS = {"p": models.Prior("uniform", 0.01, 0.99), "q1": models.Prior("loguniform", 1e-12, 1e-2)}
 WAYS = ("pseudo", "pseudo_table", "ideal", "pseudo_fiducial_truth", "pseudo_fiducial_map",
-        "pseudo_fiducial_iterated")
+        "pseudo_fiducial_iterated", "nuts_fiducial_iterated")
 
 
 def ideal_table(table):
@@ -157,6 +165,21 @@ def iterated_fits(kwargs: dict, sets: list) -> tuple[list, list[int]]:
     return fits, steps
 
 
+def nuts_quantiles(kwargs: dict, data, seed: int, q=(0.025, 0.16, 0.5, 0.84, 0.975)):
+    """NUTS with the covariance at the data set's self-consistent fiducial: the quantiles of
+    p (None if the fiducial iteration fails), as ``Fitter.p_quantiles`` returns them."""
+    kwargs = kwargs | {"data": data}
+    try:
+        found = fitting.iterate_fiducial(models.spectrum_p_model, kwargs)
+    except ValueError:
+        return None
+    config = sampling.SamplerConfig(chains=2, warmup=500, samples=1000, seed=seed)
+    idata = sampling.run_nuts(models.spectrum_p_model, kwargs | {"fiducial": found.fiducial},
+                              config, predictive=False)
+    draws = np.asarray(idata.posterior["p"]).ravel()
+    return np.quantile(draws, q), (found.fiducial["p"], found.fiducial["q1"])
+
+
 def report(label: str, r: dict) -> None:
     """One line of a :func:`summary` (with ``seconds``)."""
     print(f"{label} fits {r['fits']:3d} (failed {r['failed']}): coverage 68 % "
@@ -174,6 +197,7 @@ def main():
     parser.add_argument("--nside", type=int, default=64)
     parser.add_argument("--seed0", type=int, default=1000)
     parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
+    parser.add_argument("--nuts-sets", type=int, default=20)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     experiments = load_experiments(resolve("data", "experiments.toml"))
@@ -205,6 +229,9 @@ def main():
                 fits, steps = iterated_fits(kwargs, sets)
                 print(f"  fits after the first per data set: mean {np.mean(steps):.1f}, "
                       f"max {max(steps)}")
+            elif way == "nuts_fiducial_iterated":
+                sets = sets[: args.nuts_sets]
+                fits = [nuts_quantiles(kwargs, data, seed) for seed, data in enumerate(sets)]
             elif way == "pseudo_fiducial_map":  # two steps: covariance at the first fit's MAP
                 first = [Fitter(kwargs).p_quantiles(s.cl) for s in sets] if "pseudo" not in \
                     maps else None
