@@ -1,7 +1,8 @@
 """``crsky observe RUNFILE --experiment NAME --out CSV``: an experiment's pseudo-C_l of a
 simulated ensemble (field of view, data-driven reference map, Poisson counts), as a C_l table
 with ``spectrum: pseudo`` that ``crsky infer`` reads (``[data] experiment = NAME``);
-``--sky-map PNG`` also draws the first realisation's observed map."""
+``--sky-map PNG`` also draws the first realisation's observed map; ``--transfer`` adds the
+forward-simulated transfer column."""
 
 import math
 import shlex
@@ -41,6 +42,10 @@ def register(subparsers) -> None:
     p.add_argument("--ell-max", type=int, default=None,
                    help="largest multipole (default: the experiment's ell_max)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Poisson counts")
+    p.add_argument("--transfer", action="store_true",
+                   help="also write the column 'transfer': the mean pseudo-C_l of these maps "
+                        "(no shot noise) over the isotropic mixing matrix's prediction from "
+                        "their whole-sky C_l, which the pseudo-C_l model then applies")
     p.add_argument("--out", required=True,
                    help="C_l table to write (must not exist unless --overwrite)")
     p.add_argument("--sky-map", default=None, metavar="PNG",
@@ -91,7 +96,7 @@ def run(args) -> int:
         gradient_azimuth_deg=args.gradient[1], strength=args.strength, seed=args.seed,
     )
     table = observed_cl_table(run_data, experiment, ell_max=args.ell_max,
-                              meta={"command": command}, **settings)
+                              meta={"command": command}, transfer=args.transfer, **settings)
     write_cl_table(args.out, table)
     print(args.out)
     if args.sky_map is not None:

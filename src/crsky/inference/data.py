@@ -30,6 +30,7 @@ from crsky import _validate
 from crsky.physics import bgk, observatory
 
 CL_COLUMNS = ("ell", "cl", "error", "experiment", "f_sky", "noise")
+CL_OPTIONAL_COLUMNS = ("transfer",)
 BEAM_OBSERVABLES = ("width_deg", "fractional_excess", "p_bmax_tev")
 
 
@@ -179,6 +180,10 @@ class ClTable:
     """A validated C_l table: 1-d numpy arrays of equal length, one entry per row.
 
     ``noise`` is NaN where the file left it empty (unknown). ``meta`` holds the header lines.
+    ``transfer`` (pseudo-``C_l`` tables only; ``None``: 1 everywhere) is the optional column of
+    a forward-simulated transfer: the ratio of the mean pseudo-``C_l`` of simulated skies to the
+    isotropic mixing matrix's prediction for them, by which the model's pseudo-``C_l`` are
+    multiplied (:func:`crsky.pipelines.tabulate.observed_cl_table`).
     """
 
     ell: np.ndarray
@@ -188,6 +193,7 @@ class ClTable:
     f_sky: np.ndarray
     noise: np.ndarray
     meta: dict = field(default_factory=dict)
+    transfer: np.ndarray | None = None
 
     @property
     def experiments(self) -> tuple[str, ...]:

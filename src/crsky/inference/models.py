@@ -283,7 +283,8 @@ class SpectrumData:
     """The rows of a C_l table used by a spectrum model, as arrays of length ``n``.
 
     ``experiment_index`` points into ``experiments``; ``noise`` (per experiment) is NaN where
-    the noise is unknown, then a free parameter ``noise_<name>``.
+    the noise is unknown, then a free parameter ``noise_<name>``. ``transfer``: the table's
+    forward-simulated transfer per row (``None``: none, 1 everywhere).
     """
 
     ell: np.ndarray
@@ -294,6 +295,7 @@ class SpectrumData:
     experiments: tuple[str, ...]
     noise: tuple[float, ...]
     kind: str = "full_sky"
+    transfer: np.ndarray | None = None
 
     @property
     def free_noise(self) -> tuple[str, ...]:
@@ -311,6 +313,8 @@ def spectrum_data(table: ClTable, ell_min: int, ell_max: int, experiments=None) 
     """
     _validate.positive_int("ell_min", ell_min)
     _validate.positive_int("ell_max", ell_max)
+    if table.transfer is not None and table.kind != "pseudo":
+        raise ValueError("table: a transfer applies to pseudo-C_l tables only")
     if ell_max < ell_min:
         raise ValueError(f"ell_max={ell_max} must be >= ell_min={ell_min}")
     if isinstance(experiments, str) or not (
@@ -350,6 +354,7 @@ def spectrum_data(table: ClTable, ell_min: int, ell_max: int, experiments=None) 
     return SpectrumData(
         ell=table.ell[keep], cl=table.cl[keep], error=table.error[keep], f_sky=table.f_sky[keep],
         experiment_index=index, experiments=experiments, noise=noise, kind=table.kind,
+        transfer=None if table.transfer is None else table.transfer[keep],
     )
 
 
@@ -456,7 +461,9 @@ def _pseudo_likelihood(data: SpectrumData, priors, ops, cl_sky, extra_var, error
     :func:`crsky.physics.observatory.pseudo_cl_moments` (experiments seeing the same sky are
     correlated through it), noise white at the table's (or a free) level ``Ñ``; the table's
     ``cl`` is the pseudo-``C_l`` minus ``Ñ``. ``fiducial_sky``: the sky ``C_L`` at which the
-    covariance is evaluated (default ``cl_sky``, the model's)."""
+    covariance is evaluated (default ``cl_sky``, the model's). A ``transfer`` column ``T_l``
+    multiplies the signal part of the mean and scales the covariance by ``T_l T_l'`` (the
+    anisotropic sky's pseudo-``C_l`` taken to scatter as the isotropic sky's of the same mean)."""
     _validate.one_of("error_model", error_model, ERROR_MODELS)
     kernels, noise_kernels = _stacked_kernels(ops, data.experiment_index, data.ell)
     idx = data.experiment_index
@@ -472,6 +479,12 @@ def _pseudo_likelihood(data: SpectrumData, priors, ops, cl_sky, extra_var, error
         mean = observatory.pseudo_cl_mean(kernels, data.ell, cl_sky, noise, noise_kernels)
         _, cov = observatory.pseudo_cl_moments(kernels, data.ell, fiducial_sky, noise,
                                                noise_kernels)
+    if data.transfer is not None:  # forward-simulated transfer of the signal's pseudo-C_l
+        noise_mean = observatory.pseudo_cl_mean(kernels, data.ell, jnp.zeros_like(cl_sky), noise,
+                                                noise_kernels)
+        transfer = jnp.asarray(data.transfer)
+        mean = noise_mean + transfer * (mean - noise_mean)
+        cov = cov * jnp.outer(transfer, transfer)
     mean = mean - level[idx]
     if error_model == "table":
         cov = jnp.diag(jnp.asarray(data.error) ** 2)

@@ -11,6 +11,7 @@ from crsky import _validate
 from crsky.inference.data import (
     BEAM_OBSERVABLES,
     CL_COLUMNS,
+    CL_OPTIONAL_COLUMNS,
     SPECTRUM_KINDS,
     BeamObservations,
     ClTable,
@@ -206,6 +207,8 @@ def _parse_cell(path, line, column, text):
         raise ValueError(f"{where}: f_sky must lie in (0, 1], got {text!r}")
     if column == "noise" and value < 0:
         raise ValueError(f"{where}: noise must be >= 0, got {text!r}")
+    if column == "transfer" and value <= 0:
+        raise ValueError(f"{where}: transfer must be > 0, got {text!r}")
     return int(value) if column == "ell" else value
 
 
@@ -221,12 +224,15 @@ def load_cl_table(path: str | Path) -> ClTable:
     missing = [c for c in CL_COLUMNS if c not in header]
     if missing:
         raise ValueError(f"{path}, line {number}: missing column(s) {', '.join(missing)}")
-    unknown = [c for c in header if c not in CL_COLUMNS]
+    unknown = [c for c in header if c not in CL_COLUMNS + CL_OPTIONAL_COLUMNS]
     if unknown or len(set(header)) != len(header):
         raise ValueError(
             f"{path}, line {number}: unknown or repeated column(s) {unknown or header}; "
-            f"expected {', '.join(CL_COLUMNS)}"
+            f"expected {', '.join(CL_COLUMNS)} (and optionally {', '.join(CL_OPTIONAL_COLUMNS)})"
         )
+    if "transfer" in header and meta.get("spectrum", "full_sky") != "pseudo":
+        raise ValueError(f"{path}, line {number}: column 'transfer' applies to pseudo-C_l tables "
+                         "only (header 'spectrum: pseudo')")
     rows = [
         (n, {c: _parse_cell(path, n, c, t) for c, t in zip(header, row, strict=True)})
         for n, row in cells
@@ -260,17 +266,20 @@ def load_cl_table(path: str | Path) -> ClTable:
         f_sky=np.asarray(cols["f_sky"], dtype=float),
         noise=np.asarray(cols["noise"], dtype=float),
         meta=meta,
+        transfer=(np.asarray([r["transfer"] for _, r in rows], dtype=float)
+                  if "transfer" in header else None),
     )
 
 
 def write_cl_table(path: str | Path, table: ClTable) -> None:
     """Write ``table`` in the C_l table format, ``table.meta`` as ``# key: value`` header lines."""
     lines = [f"# {k}: {v}" for k, v in table.meta.items()]
-    lines.append(",".join(CL_COLUMNS))
+    lines.append(",".join(CL_COLUMNS + (() if table.transfer is None else ("transfer",))))
     for i in range(table.ell.size):
         noise = "" if math.isnan(table.noise[i]) else repr(float(table.noise[i]))
+        transfer = "" if table.transfer is None else f",{float(table.transfer[i])!r}"
         lines.append(
             f"{int(table.ell[i])},{float(table.cl[i])!r},{float(table.error[i])!r},"
-            f"{table.experiment[i]},{float(table.f_sky[i])!r},{noise}"
+            f"{table.experiment[i]},{float(table.f_sky[i])!r},{noise}{transfer}"
         )
     Path(path).write_text("\n".join(lines) + "\n")

@@ -5,6 +5,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import healpy as hp
 import numpy as np
 
 from crsky import _validate
@@ -314,22 +315,61 @@ def observed_maps(run: Ensemble, experiment, *, events: float | None = None,
     RING, ``(Npix,)``, dimensionless, ``0`` outside the field of view) that ``experiment``
     reconstructs: the maps :func:`observed_cl_table` takes the pseudo-``C_l`` of, with the same
     Poisson draws for the same ``seed`` (see there for the arguments)."""
-    maps = _basis_maps(run)
-    _validate.positive("strength", strength)
     if events is not None:
         _validate.positive("events", events)
+    mask = experiment.field_of_view(run.config.nside)
+    rng = np.random.default_rng(seed)
+    for sky_map in _sky_maps(run, b0_ra_deg=b0_ra_deg, b0_dec_deg=b0_dec_deg,
+                             field_sign=field_sign, gradient_angle_deg=gradient_angle_deg,
+                             gradient_azimuth_deg=gradient_azimuth_deg, strength=strength):
+        yield observatory.observe_map(sky_map, mask, events=events, rng=rng)
+
+
+def _sky_maps(run: Ensemble, *, b0_ra_deg: float = observatory.B0_RA_DEG,
+              b0_dec_deg: float = observatory.B0_DEC_DEG, field_sign: int = 1,
+              gradient_angle_deg: float = 0.0, gradient_azimuth_deg: float = 0.0,
+              strength: float = 1e-4):
+    """Yield each realisation's whole-sky ``δI`` in equatorial coordinates (RING)."""
+    _validate.positive("strength", strength)
+    maps = _basis_maps(run)
     rotation = observatory.simulation_frame(
         observatory.radec_to_vector(b0_ra_deg, b0_dec_deg), field_sign=field_sign
     )
     g = observatory.gradient_from_b0(gradient_angle_deg, gradient_azimuth_deg, strength)
-    K = run.diffusion().K[-1]
-    c = np.asarray(sky.liouville_coefficients(g, K))
-    mask = experiment.field_of_view(run.config.nside)
-    rng = np.random.default_rng(seed)
+    c = np.asarray(sky.liouville_coefficients(g, run.diffusion().K[-1]))
     for basis in np.asarray(maps, dtype=float):
         # rel.-diffusion paper eq. (2.1): δI = c · b, rotated onto the sky (R ẑ = B̂0)
-        sky_map = observatory.rotate_map_healpy(basis @ c, rotation)
-        yield observatory.observe_map(sky_map, mask, events=events, rng=rng)
+        yield observatory.rotate_map_healpy(basis @ c, rotation)
+
+
+def simulated_transfer(run: Ensemble, experiment, lmax: int,
+                       **observation) -> tuple[np.ndarray, np.ndarray]:
+    """The forward-simulated transfer ``T_l = ⟨C̃_l⟩ / ⟨(M C)_l⟩``, ``l = 0 .. lmax``, and its
+    Monte Carlo error.
+
+    ``⟨C̃_l⟩``: the mean over realisations of the pseudo-``C_l`` of the observed ``δI``
+    without shot noise; ``⟨(M C)_l⟩``: the isotropic mixing matrix applied to the same maps'
+    whole-sky ``C_L`` (``healpy.anafast``, ``L <= 3 nside − 1``); ``T_l = 1 +`` the
+    ``relative`` deviation of :func:`crsky.physics.observatory.mixing_check`, whose paired error
+    is the one returned. ``T_l`` = 1 for a statistically isotropic sky; the engine's skies, with
+    their preferred axis ``B0``, depart from it at low ``l`` (``docs/observations.md``).
+    ``observation``: the keywords of :func:`observed_maps` except ``events`` and ``seed``.
+    ``T_0`` is set to 1 (the filter removes the monopole).
+    """
+    nside = run.config.nside
+    mask = experiment.field_of_view(nside)
+    lmax_sky = 3 * nside - 1
+    mixing = observatory.mixing_matrix(observatory.coupling_kernels(nside, mask, lmax, lmax_sky))
+    pseudo, full = [], []
+    for sky_map in _sky_maps(run, **observation):
+        observed = observatory.observe_map(sky_map, mask)
+        pseudo.append(np.asarray(observatory.pseudo_cl(observed, lmax)))
+        full.append(hp.anafast(sky_map, lmax=lmax_sky, iter=3))
+    check = observatory.mixing_check(pseudo, full, mixing)
+    transfer = 1.0 + np.nan_to_num(check["relative"])
+    error = np.nan_to_num(check["relative_error"])
+    transfer[0], error[0] = 1.0, 0.0
+    return transfer, error
 
 
 def observed_cl_table(run: Ensemble, experiment, *, events: float | None = None,
@@ -337,7 +377,7 @@ def observed_cl_table(run: Ensemble, experiment, *, events: float | None = None,
                       b0_dec_deg: float = observatory.B0_DEC_DEG, field_sign: int = 1,
                       gradient_angle_deg: float = 0.0, gradient_azimuth_deg: float = 0.0,
                       strength: float = 1e-4, seed: int = 0, ell_max: int | None = None,
-                      meta: dict | None = None) -> ClTable:
+                      meta: dict | None = None, transfer: bool = False) -> ClTable:
     """An experiment's pseudo-``C_l`` of a simulated ensemble, as a ``spectrum: pseudo`` table.
 
     Per realisation: ``δI = c · b`` from the six basis maps at the last time (``maps_last``;
@@ -346,7 +386,9 @@ def observed_cl_table(run: Ensemble, experiment, *, events: float | None = None,
     (``b0_ra_deg``, ``b0_dec_deg``) (:func:`crsky.physics.observatory.rotate_map_healpy`),
     observed (:func:`crsky.physics.observatory.observe_map`; Poisson counts if ``events``) and
     its pseudo-``C_l`` taken; ``cl`` = mean over realisations minus the flat noise level,
-    ``error`` its standard error. ``strength`` must keep ``|δI| < 1``.
+    ``error`` its standard error. ``strength`` must keep ``|δI| < 1``. With ``transfer``, the
+    table carries the column ``transfer`` of :func:`simulated_transfer` from the same maps, so
+    that a fit of it accounts for the departure of these skies from statistical isotropy.
     """
     lmax, lmax_sky = _observation_input(run, experiment, ell_max)
     nside = run.config.nside
@@ -372,8 +414,19 @@ def observed_cl_table(run: Ensemble, experiment, *, events: float | None = None,
                         f"{events!r}; seed {seed}; t_omega {float(run.t_omega[-1])!r}"),
         "config": json.dumps(run.config.to_dict(), sort_keys=True),
     }
+    column = None
+    if transfer:
+        column, column_error = simulated_transfer(
+            run, experiment, lmax, b0_ra_deg=b0_ra_deg, b0_dec_deg=b0_dec_deg,
+            field_sign=field_sign, gradient_angle_deg=gradient_angle_deg,
+            gradient_azimuth_deg=gradient_azimuth_deg, strength=strength)
+        header["transfer"] = (
+            f"forward-simulated from the same {n} maps without shot noise (mean pseudo-C_l over "
+            "the isotropic mixing matrix's prediction); Monte Carlo errors by l: "
+            + ", ".join(f"{e:.3g}" for e in column_error[ell]))
     return ClTable(
         ell=ell, cl=spectra.mean(0)[ell] - noise, error=error,
         experiment=np.full(ell.size, experiment.name), f_sky=np.full(ell.size, f_sky),
         noise=np.full(ell.size, noise), meta=header | (meta or {}),
+        transfer=None if column is None else column[ell],
     )
