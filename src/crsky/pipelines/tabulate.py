@@ -319,17 +319,18 @@ def observed_maps(run: Ensemble, experiment, *, events: float | None = None,
         _validate.positive("events", events)
     mask = experiment.field_of_view(run.config.nside)
     rng = np.random.default_rng(seed)
-    for sky_map in _sky_maps(run, b0_ra_deg=b0_ra_deg, b0_dec_deg=b0_dec_deg,
+    for sky_map in sky_maps(run, b0_ra_deg=b0_ra_deg, b0_dec_deg=b0_dec_deg,
                              field_sign=field_sign, gradient_angle_deg=gradient_angle_deg,
                              gradient_azimuth_deg=gradient_azimuth_deg, strength=strength):
         yield observatory.observe_map(sky_map, mask, events=events, rng=rng)
 
 
-def _sky_maps(run: Ensemble, *, b0_ra_deg: float = observatory.B0_RA_DEG,
+def sky_maps(run: Ensemble, *, b0_ra_deg: float = observatory.B0_RA_DEG,
               b0_dec_deg: float = observatory.B0_DEC_DEG, field_sign: int = 1,
               gradient_angle_deg: float = 0.0, gradient_azimuth_deg: float = 0.0,
               strength: float = 1e-4):
-    """Yield each realisation's whole-sky ``δI`` in equatorial coordinates (RING)."""
+    """Yield, realisation by realisation, the whole-sky ``δI`` (equatorial, RING, ``(Npix,)``)
+    before the observation: the maps :func:`observed_maps` observes (arguments as there)."""
     _validate.positive("strength", strength)
     maps = _basis_maps(run)
     rotation = observatory.simulation_frame(
@@ -361,7 +362,7 @@ def simulated_transfer(run: Ensemble, experiment, lmax: int,
     lmax_sky = 3 * nside - 1
     mixing = observatory.mixing_matrix(observatory.coupling_kernels(nside, mask, lmax, lmax_sky))
     pseudo, full = [], []
-    for sky_map in _sky_maps(run, **observation):
+    for sky_map in sky_maps(run, **observation):
         observed = observatory.observe_map(sky_map, mask)
         pseudo.append(np.asarray(observatory.pseudo_cl(observed, lmax)))
         full.append(hp.anafast(sky_map, lmax=lmax_sky, iter=3))
