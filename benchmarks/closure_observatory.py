@@ -21,9 +21,8 @@ log-uniform on [1e-12, 1e-2]) in three ways:
 - ``pseudo_fiducial_map``: as ``pseudo``, the covariance held at the ``pseudo`` fit's MAP of the
   same data set (two steps, no knowledge of the truth);
 - ``nuts_fiducial_iterated``: as ``pseudo_fiducial_iterated``, but the intervals from NUTS
-  (``crsky.inference.sampling.run_nuts``, 2 chains × 1000 draws after 500 warm-up, the data
-  set's index as seed), on the first ``--nuts-sets`` data sets: the posterior ``crsky infer``
-  samples;
+  (2 chains × 1000 draws after 500 warm-up, the data set's index as seed), on the first
+  ``--nuts-sets`` data sets: the posterior ``crsky infer`` samples;
 - ``pseudo_fiducial_iterated``: the self-consistent fiducial
   (``crsky.inference.fitting.iterate_fiducial``: Broyden's method on the MAP as a function of
   the fiducial, to 1e-3 relative), the default of ``crsky infer`` for pseudo-C_ℓ.
@@ -54,6 +53,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optimistix as optx  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
+from numpyro.infer import MCMC, NUTS  # noqa: E402
 from numpyro.infer.initialization import init_to_median  # noqa: E402
 from numpyro.infer.util import (  # noqa: E402
     initialize_model,
@@ -63,7 +63,7 @@ from numpyro.infer.util import (  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from crsky.inference import data as cdata  # noqa: E402
-from crsky.inference import fitting, models, sampling  # noqa: E402
+from crsky.inference import fitting, models  # noqa: E402
 from crsky.io.tables import load_experiments  # noqa: E402
 from crsky.resources import resolve  # noqa: E402
 
@@ -165,19 +165,31 @@ def iterated_fits(kwargs: dict, sets: list) -> tuple[list, list[int]]:
     return fits, steps
 
 
-def nuts_quantiles(kwargs: dict, data, seed: int, q=(0.025, 0.16, 0.5, 0.84, 0.975)):
-    """NUTS with the covariance at the data set's self-consistent fiducial: the quantiles of
-    p (None if the fiducial iteration fails), as ``Fitter.p_quantiles`` returns them."""
-    kwargs = kwargs | {"data": data}
-    try:
-        found = fitting.iterate_fiducial(models.spectrum_p_model, kwargs)
-    except ValueError:
-        return None
-    config = sampling.SamplerConfig(chains=2, warmup=500, samples=1000, seed=seed)
-    idata = sampling.run_nuts(models.spectrum_p_model, kwargs | {"fiducial": found.fiducial},
-                              config, predictive=False)
-    draws = np.asarray(idata.posterior["p"]).ravel()
-    return np.quantile(draws, q), (found.fiducial["p"], found.fiducial["q1"])
+def nuts_fitter(kwargs: dict):
+    """``fit(data, seed)``: NUTS (2 chains × 1000 draws after 500 warm-up) with the covariance
+    at the data set's self-consistent fiducial; the quantiles of p (None if the fiducial
+    iteration fails), as ``Fitter.p_quantiles`` returns them. The sampler is compiled once,
+    with the data and the fiducial as arguments (a compilation per data set exhausts the
+    process's memory maps after some tens of data sets)."""
+    base = kwargs["data"]
+
+    def model(cl, p_fid, q1_fid):
+        models.spectrum_p_model(**kwargs | {"data": dataclasses.replace(base, cl=cl),
+                                            "fiducial": {"p": p_fid, "q1": q1_fid}})
+
+    mcmc = MCMC(NUTS(model), num_warmup=500, num_samples=1000, num_chains=2,
+                chain_method="parallel", progress_bar=False, jit_model_args=True)
+
+    def fit(data, seed: int, q=(0.025, 0.16, 0.5, 0.84, 0.975)):
+        try:
+            found = fitting.iterate_fiducial(models.spectrum_p_model, kwargs | {"data": data})
+        except ValueError:
+            return None
+        fid = (found.fiducial["p"], found.fiducial["q1"])
+        mcmc.run(jax.random.PRNGKey(seed), jnp.asarray(data.cl), *map(jnp.asarray, fid))
+        return np.quantile(np.asarray(mcmc.get_samples()["p"]), q), fid
+
+    return fit
 
 
 def report(label: str, r: dict) -> None:
@@ -198,11 +210,13 @@ def main():
     parser.add_argument("--seed0", type=int, default=1000)
     parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
     parser.add_argument("--nuts-sets", type=int, default=20)
+    parser.add_argument("--experiments", nargs="+", default=["IceCube", "HAWC"],
+                        choices=["IceCube", "HAWC"])
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     experiments = load_experiments(resolve("data", "experiments.toml"))
     results = {}
-    for name in ("IceCube", "HAWC"):
+    for name in args.experiments:
         exp = experiments[name]
         start = time.perf_counter()
         tables = [cdata.mock_pseudo_cl_table(args.p, args.q1, [exp], args.seed0 + i,
@@ -231,7 +245,8 @@ def main():
                       f"max {max(steps)}")
             elif way == "nuts_fiducial_iterated":
                 sets = sets[: args.nuts_sets]
-                fits = [nuts_quantiles(kwargs, data, seed) for seed, data in enumerate(sets)]
+                fit = nuts_fitter(kwargs)
+                fits = [fit(data, seed) for seed, data in enumerate(sets)]
             elif way == "pseudo_fiducial_map":  # two steps: covariance at the first fit's MAP
                 first = [Fitter(kwargs).p_quantiles(s.cl) for s in sets] if "pseudo" not in \
                     maps else None
