@@ -12,10 +12,9 @@ the truth, F = Jᵀ J / σ_pix², is computed for
 
 for every T of ``--times`` and every event count of ``--events``. σ_pix² = Npix/events
 (inverse.pixel_sigma), so F ∝ events and one Jacobian per problem serves every event count and,
-with all times saved along one back-tracking, every T. The Jacobian is taken pixel by pixel
-(each pixel's intensity depends on its own trajectory only: reverse mode over one trajectory per
-pixel, then the monopole removed as in inverse.predict); it is checked against
-inverse.fisher_matrix on the first problem.
+with all times saved along one back-tracking, every T. The Jacobian is inverse.jacobian (pixel
+by pixel: each pixel's intensity depends on its own trajectory only, so reverse mode runs over
+one trajectory per pixel, and the monopole is removed as in inverse.predict).
 
 Identifiable directions: inverse.identifiable_directions with the isotropic prior precision
 1/s² (s = sigma/√(2N), inverse.prior_scale_for) and threshold 1, i.e. Fisher eigenvalues above
@@ -48,8 +47,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from crsky.physics import inverse as inv  # noqa: E402
-from crsky.physics import sky  # noqa: E402
-from crsky.physics.tracing import backtrack  # noqa: E402
 
 GRADIENT = np.array([1.0, 0.0, 1.0]) / np.sqrt(2)
 K = np.diag([0.025, 0.025, 0.54])
@@ -86,27 +83,6 @@ def mock(args, n_waves, seed, times):
     return problem, inv.FieldParams(coefficients, jnp.asarray(GRADIENT))
 
 
-def make_jacobian(times, r_larmor, dt):
-    """J (n_times, Npix, P) of the monopole-free maps, one reverse pass per pixel trajectory."""
-
-    def pixel_intensity(theta, basis, n_hat):
-        modes = inv.to_modes(basis, theta.reshape(-1, 4))
-        traj = backtrack(modes, n_hat[None], np.asarray(times), r_larmor, solver="boris", dt=dt)
-        # Rel.-diffusion paper eq. (2.1): dI = (r(-T) - 3 p(-T) K) . grad n / n
-        c = sky.liouville_coefficients(jnp.asarray(GRADIENT), jnp.asarray(K))
-        return jnp.concatenate([traj.r, traj.p], axis=-1)[:, 0] @ c
-
-    @jax.jit
-    def jacobian(theta, basis, directions):
-        J = jax.vmap(jax.jacrev(pixel_intensity), in_axes=(None, None, 0))(
-            theta, basis, directions)  # (Npix, n_times, P)
-        J = jnp.moveaxis(J, 0, 1)
-        # a measured map is relative to its own sky mean: remove the monopole (inverse.predict)
-        return J - jnp.mean(J, axis=1, keepdims=True)
-
-    return jacobian
-
-
 def main():
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +93,7 @@ def main():
         plot(result, args, [float(t) for t in args.times], args.out / "inverse_fisher.png")
         return
     npix = 12 * args.nside**2
-    jacobian = make_jacobian(times, args.r_larmor, args.dt)
+    jacobian = jax.jit(inv.jacobian)
     result = {"parameters": {k: (str(v) if isinstance(v, Path) else v)
                              for k, v in vars(args).items()},
               "npix": npix, "rank_cap_single_map": npix - 1, "settings": []}
@@ -130,14 +106,8 @@ def main():
         start = time.perf_counter()
         for seed in range(args.problems):
             problem, truth = mock(args, n_waves, seed, times)
-            theta = truth.coefficients.ravel()
-            J = np.asarray(jacobian(theta, problem.basis, problem.directions))
-            if seed == 0 and n_waves == args.waves[0]:
-                # the pixel-by-pixel Jacobian reproduces the library's Fisher matrix
-                F_lib = np.asarray(inv.fisher_matrix(problem, truth, 1.0))
-                F_pix = np.einsum("tpi,tpj->ij", J, J)
-                np.testing.assert_allclose(F_pix, F_lib, rtol=1e-8,
-                                           atol=1e-10 * np.abs(F_lib).max())
+            # J of the monopole-free maps, (n_times, Npix, P)
+            J = np.asarray(jacobian(problem, truth)).reshape(len(times), npix, -1)
             k_rl = (np.linalg.norm(np.asarray(problem.basis.k), axis=-1) * args.r_larmor)
             record = {"seed": seed, "k_r_larmor": k_rl.tolist(), "single": {}, "ladder": {}}
             for j, t in enumerate(times):

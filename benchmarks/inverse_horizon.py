@@ -16,11 +16,12 @@ Success of a problem: the truth is consistent with the fit's Laplace posterior, 
 Mahalanobis distance d² = Δθᵀ (F + prior precision) Δθ at the fit is below the 99.9 % quantile of
 χ² with P = 4N degrees of freedom (directions the data constrain must be right to within their
 errors; the others may stay at the prior). The horizon of a method is the largest T at which at
-least half of the problems succeed. Also recorded: the relative coefficient error |Δθ|/|θ|,
-the correlation of the recovered field's prediction with the true (noise-free) map and with a
-held-out map at 2T, the Laplace coverage (fraction of |z| < 1 and < 2 along the Fisher
-eigen-directions that the data constrain better than the prior), the Fisher eigenvalues at
-the truth, and wall times.
+least half of the problems succeed. Also recorded: the relative coefficient error |Δθ|/|θ| of
+the best start, per problem the number of starts that end within 1 % of the truth, the smallest
+error of any start and the best start's −ln posterior, the correlation of the recovered field's
+prediction with the true (noise-free) map and with a held-out map at 2T, the Laplace coverage
+(fraction of |z| < 1 and < 2 along the Fisher eigen-directions that the data constrain better
+than the prior), the Fisher eigenvalues at the truth, and wall times.
 
 Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/inverse_horizon.py --out DIR
 Writes DIR/inverse_horizon.json and DIR/inverse_horizon.png.
@@ -177,6 +178,11 @@ def main():
             best = jax.vmap(lambda r: r.best_params())(result)
             err = np.asarray(jnp.linalg.norm(best.coefficients - truths.coefficients, axis=(1, 2))
                              / jnp.linalg.norm(truths.coefficients, axis=(1, 2)))
+            # every start's relative coefficient error (problems, S): how many reach the truth
+            start_err = np.asarray(
+                jnp.linalg.norm(result.params.coefficients - truths.coefficients[:, None],
+                                axis=(2, 3))
+                / jnp.linalg.norm(truths.coefficients, axis=(1, 2))[:, None])
             best_of[method] = best
             covs = per_problem(laplace, (problems, best, sigma), args.problems)
             d2 = mahalanobis_d2(best, truths, covs)
@@ -186,6 +192,9 @@ def main():
                 np.asarray, metrics_of(problems, best, truths, data))
             row["methods"][method] = {
                 "coefficient_error": err.tolist(),
+                "starts_within_1_percent": np.sum(start_err < 0.01, axis=1).tolist(),
+                "min_start_coefficient_error": start_err.min(axis=1).tolist(),
+                "best_loss": np.asarray(result.loss).min(axis=1).tolist(),
                 "mahalanobis_d2": d2.tolist(),
                 "success_fraction": float(np.mean(ok)),
                 "median_corr_truth": float(np.median(corr_truth)),

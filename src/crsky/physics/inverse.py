@@ -386,14 +386,34 @@ def flatten(params: FieldParams, free_gradient: bool) -> Array:
 
 
 def jacobian(problem: InverseProblem, params: FieldParams, free_gradient: bool = False):
-    """J = ∂δI/∂θ, shape (n_times·Npix, P), by reverse-mode AD (diffrax's checkpointed adjoint
-    has no forward mode)."""
+    """J = ∂δI/∂θ, shape (n_times·Npix, P), rows in the order of ``predict(...).ravel()``.
+
+    Pixel by pixel: the intensity of a pixel depends on θ only through its own trajectory, so J
+    is reverse-mode AD through one back-tracking per pixel (n_times cotangents each), vmapped
+    over the pixels, and the monopole is removed from J as :func:`predict` removes it from the
+    maps. This costs about 1/Npix of reverse mode through the whole map (every row of which
+    back-propagates through all Npix trajectories); forward mode is not available (diffrax's
+    checkpointed adjoint).
+    """
     theta = flatten(params, free_gradient)
+    times = np.asarray(problem.t_omega)
 
-    def f(t):
-        return predict(problem, _unflatten(t, params, free_gradient)).ravel()
+    def pixel_intensity(t, n_hat):
+        p = _unflatten(t, params, free_gradient)
+        traj = backtrack(
+            field_modes(problem, p.coefficients), n_hat[None], times, problem.r_larmor,
+            solver="boris", dt=problem.dt,
+        )
+        # Rel.-diffusion paper eq. (2.1): dI = (r(-T) - 3 p(-T) K) . grad n / n, as
+        # sky.relative_intensity (which wants a whole HEALPix map) for one pixel
+        c = sky.liouville_coefficients(p.gradient, problem.K)
+        return jnp.concatenate([traj.r, traj.p], axis=-1)[:, 0] @ c
 
-    return jax.jacrev(f)(theta)
+    J = jax.vmap(jax.jacrev(pixel_intensity), in_axes=(None, 0))(theta, problem.directions)
+    J = jnp.moveaxis(J, 0, 1)  # (n_times, Npix, P)
+    # a measured map is relative to its own sky mean: its monopole is not observed (predict)
+    J = J - jnp.mean(J, axis=1, keepdims=True)
+    return J.reshape(-1, theta.size)
 
 
 def fisher_matrix(
