@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--experiments", nargs="+", default=["IceCube", "HAWC"],
+                        choices=["IceCube", "HAWC"])
     parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args()
     emu = tables.load_emulator(args.table, degree=args.degree)
@@ -90,7 +92,7 @@ def main() -> None:
         nside = run.config.nside
         # shot noise N of a unit gradient along B0 at the last time (eq. 3.1), white
         shot = float(run.statistics("parallel").noise[-1])
-        for name in ("IceCube", "HAWC"):
+        for name in args.experiments:
             start = time.perf_counter()
             exp = experiments[name]
             forward = cdata.pseudo_cl_forward(exp, nside, lmax, lmax_sky)
