@@ -69,22 +69,27 @@ def ensemble(table, sigma, rl, seed, realisations, runs: Path):
     return runfile.load(path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def closure_parser(description: str, ell_max: int) -> argparse.ArgumentParser:
+    """The command-line options shared by the emulator closures (``--ell-max`` default given)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", required=True, type=Path)
     parser.add_argument("--table", required=True)
     parser.add_argument("--points", nargs="+", required=True, help="sigma,rl_over_lc pairs")
     parser.add_argument("--sets", type=int, default=20)
     parser.add_argument("--per-set", type=int, default=8)
     parser.add_argument("--degree", type=int, default=2)
-    parser.add_argument("--ell-max", type=int, default=12)
+    parser.add_argument("--ell-max", type=int, default=ell_max)
     parser.add_argument("--c1-range", type=float, nargs=2, default=[0.01, 1000.0],
                         metavar=("LOW", "HIGH"), help="log-uniform prior of c1")
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--out", help="JSON file for the results")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = closure_parser(__doc__.splitlines()[0], ell_max=12).parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
     emu = tables.load_emulator(args.table, degree=args.degree)
     report = {"degree": args.degree, "sets": args.sets, "per_set": args.per_set,

@@ -25,7 +25,6 @@ mean ln(median / truth). ::
         [--sets 20] [--per-set 8] [--ell-max 8] [--out closure_observed.json]
 """
 
-import argparse
 import dataclasses
 import json
 import time
@@ -33,7 +32,11 @@ from pathlib import Path
 
 import healpy as hp
 import jax
-from emulator_closure import PARAMETERS, ensemble  # 2 host devices, before JAX's backend starts
+from emulator_closure import (  # 2 host devices, before JAX's backend starts
+    PARAMETERS,
+    closure_parser,
+    ensemble,
+)
 
 jax.config.update("jax_enable_x64", True)
 
@@ -66,21 +69,9 @@ def observed_spectra(run, experiment, lmax: int, lmax_sky: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", required=True, type=Path)
-    parser.add_argument("--table", required=True)
-    parser.add_argument("--points", nargs="+", required=True, help="sigma,rl_over_lc pairs")
-    parser.add_argument("--sets", type=int, default=20)
-    parser.add_argument("--per-set", type=int, default=8)
-    parser.add_argument("--degree", type=int, default=2)
-    parser.add_argument("--ell-max", type=int, default=8)
-    parser.add_argument("--c1-range", type=float, nargs=2, default=[0.01, 1000.0])
-    parser.add_argument("--seed", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--draws", type=int, default=500)
+    parser = closure_parser(__doc__.splitlines()[0], ell_max=8)
     parser.add_argument("--experiments", nargs="+", default=["IceCube", "HAWC"],
                         choices=["IceCube", "HAWC"])
-    parser.add_argument("--out", help="JSON file for the results")
     args = parser.parse_args()
     emu = tables.load_emulator(args.table, degree=args.degree)
     experiments = tables.load_experiments(resolve("data", "experiments.toml"))
