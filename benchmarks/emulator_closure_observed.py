@@ -30,7 +30,6 @@ import json
 import time
 from pathlib import Path
 
-import healpy as hp
 import jax
 from emulator_closure import (  # 2 host devices, before JAX's backend starts
     PARAMETERS,
@@ -48,7 +47,7 @@ from crsky.inference import data as cdata  # noqa: E402
 from crsky.inference import models  # noqa: E402
 from crsky.io import tables  # noqa: E402
 from crsky.physics import observatory  # noqa: E402
-from crsky.pipelines.tabulate import sky_maps  # noqa: E402
+from crsky.pipelines.tabulate import sky_spectra  # noqa: E402
 from crsky.resources import resolve  # noqa: E402
 
 STRENGTH = 1e-4
@@ -59,13 +58,8 @@ def observed_spectra(run, experiment, lmax: int, lmax_sky: int):
     """Per realisation: the pseudo-C_ℓ (``ℓ ≤ lmax``) and the whole-sky C_L (``L ≤ lmax_sky``)
     of ``δI`` observed by ``experiment``, for a gradient along B0, scaled to a unit gradient
     (spectra ∝ |∇n|², the emulator's normalisation)."""
-    mask = experiment.field_of_view(run.config.nside)
-    pseudo, full = [], []
-    for sky_map in sky_maps(run, strength=STRENGTH):
-        pseudo.append(np.asarray(observatory.pseudo_cl(observatory.observe_map(sky_map, mask),
-                                                       lmax)))
-        full.append(hp.anafast(sky_map, lmax=lmax_sky, iter=3))
-    return np.asarray(pseudo) / STRENGTH**2, np.asarray(full) / STRENGTH**2
+    pseudo, full = sky_spectra(run, experiment, lmax, lmax_sky, strength=STRENGTH)
+    return pseudo / STRENGTH**2, full / STRENGTH**2
 
 
 def main() -> None:
@@ -96,7 +90,8 @@ def main() -> None:
                 part = slice(i * args.per_set, (i + 1) * args.per_set)
                 rest = np.ones(len(pseudo), bool)
                 rest[part] = False
-                transfer = pseudo[rest][:, ell].mean(0) / (full[rest] @ mixing[ell].T).mean(0)
+                check = observatory.mixing_check(pseudo[rest], full[rest], mixing)
+                transfer = 1.0 + check["relative"][ell]
                 n = args.per_set
                 sets.append((pseudo[part].mean(0)[ell] - level,
                              pseudo[part].std(0, ddof=1)[ell] / np.sqrt(n), transfer))

@@ -343,6 +343,24 @@ def sky_maps(run: Ensemble, *, b0_ra_deg: float = observatory.B0_RA_DEG,
         yield observatory.rotate_map_healpy(basis @ c, rotation)
 
 
+def sky_spectra(run: Ensemble, experiment, lmax: int, lmax_sky: int | None = None,
+                **observation) -> tuple[np.ndarray, np.ndarray]:
+    """Per realisation, the pseudo-``C_l`` (``l <= lmax``) of ``δI`` observed by ``experiment``
+    without shot noise, and the whole-sky ``C_L`` (``healpy.anafast``, ``L <= lmax_sky``,
+    default ``3 nside − 1``) of the same map: shapes ``(R, lmax + 1)`` and
+    ``(R, lmax_sky + 1)``. ``observation``: the keywords of :func:`observed_maps` except
+    ``events`` and ``seed``."""
+    nside = run.config.nside
+    mask = experiment.field_of_view(nside)
+    lmax_sky = 3 * nside - 1 if lmax_sky is None else lmax_sky
+    pseudo, full = [], []
+    for sky_map in sky_maps(run, **observation):
+        observed = observatory.observe_map(sky_map, mask)
+        pseudo.append(np.asarray(observatory.pseudo_cl(observed, lmax)))
+        full.append(hp.anafast(sky_map, lmax=lmax_sky, iter=3))
+    return np.asarray(pseudo), np.asarray(full)
+
+
 def simulated_transfer(run: Ensemble, experiment, lmax: int,
                        **observation) -> tuple[np.ndarray, np.ndarray]:
     """The forward-simulated transfer ``T_l = ⟨C̃_l⟩ / ⟨(M C)_l⟩``, ``l = 0 .. lmax``, and its
@@ -350,7 +368,7 @@ def simulated_transfer(run: Ensemble, experiment, lmax: int,
 
     ``⟨C̃_l⟩``: the mean over realisations of the pseudo-``C_l`` of the observed ``δI``
     without shot noise; ``⟨(M C)_l⟩``: the isotropic mixing matrix applied to the same maps'
-    whole-sky ``C_L`` (``healpy.anafast``, ``L <= 3 nside − 1``); ``T_l = 1 +`` the
+    whole-sky ``C_L`` (:func:`sky_spectra`, ``L <= 3 nside − 1``); ``T_l = 1 +`` the
     ``relative`` deviation of :func:`crsky.physics.observatory.mixing_check`, whose paired error
     is the one returned. ``T_l`` = 1 for a statistically isotropic sky; the engine's skies, with
     their preferred axis ``B0``, depart from it at low ``l`` (``docs/observations.md``).
@@ -359,14 +377,9 @@ def simulated_transfer(run: Ensemble, experiment, lmax: int,
     """
     nside = run.config.nside
     mask = experiment.field_of_view(nside)
-    lmax_sky = 3 * nside - 1
-    mixing = observatory.mixing_matrix(observatory.coupling_kernels(nside, mask, lmax, lmax_sky))
-    pseudo, full = [], []
-    for sky_map in sky_maps(run, **observation):
-        observed = observatory.observe_map(sky_map, mask)
-        pseudo.append(np.asarray(observatory.pseudo_cl(observed, lmax)))
-        full.append(hp.anafast(sky_map, lmax=lmax_sky, iter=3))
-    check = observatory.mixing_check(pseudo, full, mixing)
+    mixing = observatory.mixing_matrix(observatory.coupling_kernels(nside, mask, lmax,
+                                                                    3 * nside - 1))
+    check = observatory.mixing_check(*sky_spectra(run, experiment, lmax, **observation), mixing)
     transfer = 1.0 + np.nan_to_num(check["relative"])
     error = np.nan_to_num(check["relative_error"])
     transfer[0], error[0] = 1.0, 0.0
