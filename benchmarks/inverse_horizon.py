@@ -10,7 +10,9 @@ and three fits are compared, each from the same `starts` prior draws:
 - plain: BFGS on the full likelihood directly;
 - continuation: fit the maps at the shortest times first, then add one time per stage;
 - smoothing: a first stage on maps smoothed by a Gaussian beam (FWHM `beam` degrees), then the
-  full likelihood.
+  full likelihood;
+- shooting: multiple shooting (`segment` in tΩ, `shooting_iterations` Gauss–Newton iterations)
+  on all the maps, then BFGS on the full likelihood.
 
 Success of a problem: the truth is consistent with the fit's Laplace posterior, i.e. the
 Mahalanobis distance d² = Δθᵀ (F + prior precision) Δθ at the fit is below the 99.9 % quantile of
@@ -46,7 +48,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from crsky.physics import inverse as inv  # noqa: E402
 
-METHODS = ("plain", "continuation", "smoothing")
+METHODS = ("plain", "continuation", "smoothing", "shooting")
 
 
 def parse_args():
@@ -65,6 +67,9 @@ def parse_args():
                         help="final times T to evaluate (default: every time of the ladder); "
                              "separate runs can share the work and be merged")
     parser.add_argument("--beam", type=float, default=40.0, help="smoothing FWHM, degrees")
+    parser.add_argument("--segment", type=float, default=2.0,
+                        help="longest multiple-shooting segment, tOmega")
+    parser.add_argument("--shooting-iterations", type=int, default=60)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS,
                         help="fit methods to compare (continuation needs plain)")
     parser.add_argument("--quantile", type=float, default=0.999,
@@ -149,6 +154,7 @@ def main():
             "plain": None,
             "continuation": [(i, None) for i in range(1, len(times))],
             "smoothing": [(len(times), beam)],
+            "shooting": None,
         }
         row = {"t_omega": t_final, "times": times, "methods": {}}
         metrics_of = jax.jit(jax.vmap(lambda p, b, t, d, h=2 * t_final: metrics(p, b, t, d, h)))
@@ -162,8 +168,11 @@ def main():
             # one compiled fit (vmapped over starts) per time ladder and method, looped over the
             # problems: diffrax's checkpointed adjoint inside optimistix does not batch over
             # closed-over data, so the problems cannot be vmapped as well
-            fitted = jax.jit(lambda p, d, s, st, stages=stages[method]: inv.fit(
-                p, d, s, st, prior_scale=scale, stages=stages, max_steps=args.max_steps))
+            shooting = (inv.Shooting(args.segment, args.shooting_iterations)
+                        if method == "shooting" else None)
+            fitted = jax.jit(lambda p, d, s, st, stages=stages[method], shooting=shooting: inv.fit(
+                p, d, s, st, prior_scale=scale, stages=stages, max_steps=args.max_steps,
+                shooting=shooting))
             first = jax.tree.map(lambda a: a[0], (problems, data, sigma, starts))
             start = time.perf_counter()
             compiled = fitted.lower(*first).compile()

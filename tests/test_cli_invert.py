@@ -19,6 +19,8 @@ from crsky.cli import main
         (["--nside", "3"], "--nside"),
         (["--k-band", "20", "5"], "--k-band"),
         (["--runfile", "missing.h5"], "missing.h5"),
+        (["--method", "newton"], "--method"),
+        (["--method", "shooting", "--segment", "0"], "--segment"),
     ],
 )
 def test_bad_input_exits_2(tmp_path, capsys, extra, name):

@@ -163,6 +163,71 @@ def test_noise_free_recovery_to_machine_precision():
     assert inv.map_correlation(inv.predict(problem, best), data) > 1 - 1e-12
 
 
+def test_shooting_nodes_and_merit_on_continuous_paths():
+    """Nodes: the data times before the last and the segment multiples away from them. With
+    node states on the paths of the field the jumps vanish and the multiple-shooting merit is
+    −ln posterior (to rounding), at any penalty weight."""
+    assert inv.shooting_nodes([2.0, 4.0, 8.0], 2.0) == (2.0, 4.0, 6.0)
+    assert inv.shooting_nodes([1.0, 2.0], 0.75) == (0.75, 1.0, 1.5)
+    assert inv.shooting_nodes([1.0], 2.0) == ()
+    problem, truth, scale = small_problem(t_omega=(1.0, 2.0))
+    data, sigma = inv.mock_data(jax.random.PRNGKey(5), problem, truth, events=1e5)
+    point = inv.FieldParams(truth.coefficients * 0.7 + 0.02, GRADIENT)
+    nodes = inv.shooting_nodes(problem.t_omega, 0.5)
+    states = inv.shooting_states(problem, point, nodes)
+    exact = inv.negative_log_posterior(problem, point, data, sigma, scale)
+    for weight in (1.0, 1e6):
+        merit = inv.shooting_objective(problem, point, states, data, sigma, nodes, weight, scale)
+        assert merit == pytest.approx(float(exact), rel=1e-11)
+    # a jump of 0.01 r_L at one node (no data there) adds weight/2 · 0.01²
+    jumped = states.at[0, 3, 0].add(0.01)
+    merit = inv.shooting_objective(problem, point, jumped, data, sigma, nodes, 1e4, scale)
+    assert merit > exact
+
+
+def test_shooting_step_from_continuous_paths_is_the_gauss_newton_step():
+    """From node states on the paths of θ, condensing gives the Gauss–Newton step of single
+    shooting: (JᵀΣ⁻¹J + Λ) Δθ = −(JᵀΣ⁻¹r + Λθ), J from the whole-path Jacobian
+    (inv.jacobian), solved with numpy; node steps = the linearised motion of the path."""
+    problem, truth, scale = small_problem(t_omega=(1.0, 2.0))
+    data, sigma = inv.mock_data(jax.random.PRNGKey(5), problem, truth, events=1e5)
+    point = inv.FieldParams(truth.coefficients * 0.7 + 0.02, GRADIENT)
+    nodes = inv.shooting_nodes(problem.t_omega, 0.5)
+    states = inv.shooting_states(problem, point, nodes)
+    theta = inv.flatten(point, False)
+    delta, d_states = inv.shooting_step(problem, theta, point, states, data, sigma, nodes, scale)
+    J = np.asarray(inv.jacobian(problem, point)) / np.asarray(sigma).reshape(-1, 1)
+    r = np.asarray((inv.predict(problem, point) - data) / sigma).ravel()
+    lam = np.asarray(inv.prior_precision(scale))
+    expected = -np.linalg.solve(J.T @ J + np.diag(lam), J.T @ r + lam * np.asarray(theta))
+    np.testing.assert_allclose(delta, expected, rtol=1e-8, atol=1e-12)
+    # the node steps are the first-order motion of the paths: compare with a small step h Δθ
+    h = 1e-5
+    moved = inv.shooting_states(
+        problem, inv.FieldParams(point.coefficients + h * delta.reshape(2, 4), GRADIENT), nodes)
+    np.testing.assert_allclose((moved - states) / h, d_states, rtol=1e-3, atol=1e-6)
+
+
+def test_noise_free_recovery_with_multiple_shooting():
+    """The noise-free problem of test_noise_free_recovery_to_machine_precision, fitted through
+    multiple shooting first (segments of tΩ 0.5): the truth to 1e-9."""
+    problem, truth, scale = small_problem()
+    data, sigma = inv.mock_data(None, problem, truth, events=None)
+    starts = inv.random_starts(jax.random.PRNGKey(7), 4, 2, scale, GRADIENT)
+    result = inv.fit(problem, data, sigma, starts,
+                     shooting=inv.Shooting(segment=0.5, iterations=10))
+    best = result.best_params()
+    assert jnp.max(jnp.abs(best.coefficients - truth.coefficients)) < 1e-9
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"segment": 0.0}, "segment"), ({"iterations": 0}, "iterations"), ({"weight": -1.0}, "weight"),
+])
+def test_bad_shooting_settings_are_rejected(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        inv.Shooting(**kwargs)
+
+
 def test_bad_input_is_rejected():
     problem, truth, scale = small_problem()
     basis = problem.basis

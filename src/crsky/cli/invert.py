@@ -3,6 +3,7 @@
 from pathlib import Path
 
 PARAMETRISATIONS = ("fourier", "fourier+gradient")
+METHODS = ("continuation", "shooting", "plain")
 PATH_COUNT = 4
 """Back-tracked paths along which field_along_paths.png compares the true and recovered field."""
 PATH_SAMPLES = 80
@@ -17,7 +18,8 @@ def register(subparsers) -> None:
             "Draw a mock relative-intensity map (rel.-diffusion paper eq. 2.1) from a field with "
             "fixed wave vectors and Gaussian Fourier coefficients (--seed), or from one "
             "realisation of a run file (--runfile), add shot noise of --events CRs, and fit the "
-            "field's coefficients (MAP, many starts, continuation in the back-tracking time). "
+            "field's coefficients (MAP, many starts; continuation in the back-tracking time "
+            "by default). "
             "Writes inversion.json (recovery numbers) and figures to --out."
         ),
     )
@@ -51,6 +53,13 @@ def register(subparsers) -> None:
                    metavar=("PERP", "PAR"), help="K = diag(perp, perp, par), Lc c")
     p.add_argument("--dt", type=float, default=0.1, help="Boris step, 1/Omega")
     p.add_argument("--starts", type=int, default=8, help="random starts of the fit")
+    p.add_argument("--method", default="continuation",
+                   help=f"one of {', '.join(METHODS)}: continuation in tΩ (shortest maps first), "
+                        "multiple shooting "
+                        "(Gauss–Newton on path segments, then the full fit) or plain "
+                        "(all maps at once)")
+    p.add_argument("--segment", type=float, default=2.0,
+                   help="longest multiple-shooting segment, tΩ (with --method shooting)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -115,6 +124,8 @@ def run(args) -> int:
     _validate.positive("--sigma", args.sigma)
     _validate.positive("--dt", args.dt)
     _validate.positive_int("--starts", args.starts)
+    _validate.one_of("--method", args.method, METHODS)
+    _validate.positive("--segment", args.segment)
     _validate.finite("--gradient", args.gradient)
     _validate.positive("--kappa", args.kappa)
     _validate.positive("--k-band", args.k_band)
@@ -149,9 +160,12 @@ def run(args) -> int:
     # starts: the prior; with a free gradient, the gradient starts at the map's dipole direction
     start_gradient = gradient if not free_gradient else jnp.zeros(3, dtype).at[2].set(0.5)
     starts = inv.random_starts(key_starts, args.starts, n_modes, prior_scale, start_gradient)
-    stages = [(j, None) for j in range(1, len(args.t_omega))]  # continuation in T
+    stages = ([(j, None) for j in range(1, len(args.t_omega))]  # continuation in T
+              if args.method == "continuation" else None)
+    shooting = inv.Shooting(args.segment) if args.method == "shooting" else None
     result = jax.jit(lambda s: inv.fit(problem, data, sigma, s, prior_scale=fit_prior,
-                                       free_gradient=free_gradient, stages=stages))(starts)
+                                       free_gradient=free_gradient, stages=stages,
+                                       shooting=shooting))(starts)
     best = result.best_params()
     recovered = inv.predict(problem, best)
     clean = inv.predict(problem, truth)
@@ -189,6 +203,8 @@ def run(args) -> int:
     summary = {
         "mock": True,
         "parametrisation": args.parametrisation,
+        "method": args.method,
+        "segment": args.segment if args.method == "shooting" else None,
         "source": args.runfile or f"seed {args.seed}",
         "unknowns": int(err.size),
         "r_larmor": r_larmor,

@@ -48,7 +48,7 @@ from jaxtyping import Array, Float
 
 from crsky import _validate
 from crsky.physics import sky, spectra
-from crsky.physics.tracing import backtrack, healpix_directions
+from crsky.physics.tracing import backtrack, healpix_directions, propagate
 from crsky.physics.turbulence import Modes, check_modes, magnetic_field
 
 COEFFICIENTS = ("cos_e1", "cos_e2", "sin_e1", "sin_e2")
@@ -509,6 +509,185 @@ def identifiable_directions(fisher, prior_precision, threshold: float = 1.0) -> 
     return Identifiability(count=jnp.sum(ratio > threshold), ratio=ratio, directions=vectors)
 
 
+@dataclasses.dataclass(frozen=True)
+class Shooting:
+    """Settings of multiple shooting, a mitigation of chaos for :func:`fit`.
+
+    Every trajectory is cut at node times τ_j (multiples of ``segment`` and every data time
+    before the last); the states at the nodes become unknowns next to θ, and each segment is
+    integrated from its own node. Generalised Gauss–Newton with condensing (Bock's multiple
+    shooting; :func:`shooting_step`) linearises every segment separately and enforces the
+    linearised continuity exactly, so the iterates may be discontinuous paths whose jumps close
+    as they converge: no derivative passes through more than one segment of the chaotic flow.
+    The steps are full (relaxed: no line search, which would hold the iterates to the
+    neighbourhood of continuous paths, where single shooting's local minima are); the iterate
+    of lowest merit (:func:`shooting_objective`) starts the final BFGS fit to the exact
+    (single-shooting) posterior.
+
+    Attributes:
+        segment: the longest segment, in tΩ (> 0).
+        iterations: Gauss–Newton iterations (≥ 1).
+        weight: weight μ of the jumps in the merit that picks the iterate (> 0): a jump of one
+            r_L in position or of 1 in p̂ costs μ/2, as much as a map residual of √μ σ_pix.
+    """
+
+    segment: float = 2.0
+    iterations: int = 60
+    weight: float = 1e6
+
+    def __post_init__(self):
+        _validate.positive("segment", self.segment)
+        _validate.positive_int("iterations", self.iterations)
+        _validate.positive("weight", self.weight)
+
+
+def shooting_nodes(t_omega, segment: float) -> tuple[float, ...]:
+    """Node times of multiple shooting: the data times before the last one, and the multiples
+    of ``segment`` below the last time that are not within ``segment/4`` of a data time."""
+    times = np.atleast_1d(np.asarray(t_omega, dtype=float))
+    _validate.increasing("t_omega", times)
+    _validate.positive("segment", segment)
+    grid = segment * np.arange(1, int(np.ceil(times[-1] / segment)))
+    grid = grid[grid < times[-1] - segment / 4]
+    grid = [t for t in grid if np.min(np.abs(times - t)) >= segment / 4]
+    return tuple(float(t) for t in np.union1d(grid, times[:-1]))
+
+
+def shooting_states(problem: InverseProblem, params: FieldParams, nodes) -> Array:
+    """States of the back-tracked paths of ``params`` at the ``nodes``, shape (J, Npix, 6):
+    position in units of r_L, then p̂ (the unknowns of multiple shooting, continuous)."""
+    traj = backtrack(
+        field_modes(problem, params.coefficients), problem.directions, np.asarray(nodes),
+        problem.r_larmor, solver="boris", dt=problem.dt,
+    )
+    return jnp.concatenate([traj.r / problem.r_larmor, traj.p], axis=-1)
+
+
+def _segment(problem: InverseProblem, coefficients, states, duration: float):
+    """States (M, 6) (position/r_L, p̂ normalised here) after back-tracking for ``duration``."""
+    r_l = problem.r_larmor
+    p0 = states[..., 3:] / jnp.linalg.norm(states[..., 3:], axis=-1, keepdims=True)
+    traj = propagate(field_modes(problem, coefficients), states[..., :3] * r_l, p0,
+                     [duration], r_l, dt=problem.dt)
+    return jnp.concatenate([traj.r[-1] / r_l, traj.p[-1]], axis=-1)
+
+
+def _segment_starts(problem: InverseProblem, states):
+    """The start state of every segment: the observer (origin, p̂ = −n̂), then the nodes."""
+    npix = problem.directions.shape[0]
+    observer = jnp.concatenate([jnp.zeros((npix, 3), states.dtype),
+                                -problem.directions.astype(states.dtype)], axis=-1)
+    return jnp.concatenate([observer[None], states])
+
+
+def _map_residuals(problem: InverseProblem, params: FieldParams, at_times, data, sigma):
+    """(model − data)/σ of the maps of states ``at_times`` (n_times, Npix, 6)."""
+    p = at_times[..., 3:] / jnp.linalg.norm(at_times[..., 3:], axis=-1, keepdims=True)
+    # Rel.-diffusion paper eq. (2.1): dI = (r(-T) - 3 p(-T) K) . grad n / n, monopole removed
+    d_intensity = sky.relative_intensity(at_times[..., :3] * problem.r_larmor, p,
+                                         params.gradient, problem.K)
+    d_intensity = d_intensity - jnp.mean(d_intensity, axis=-1, keepdims=True)
+    return (d_intensity - data) / sigma
+
+
+def _data_rows(problem: InverseProblem, nodes) -> list[int]:
+    """Index of every data time but the last among the nodes."""
+    return [nodes.index(t) for t in problem.t_omega[:-1]]
+
+
+def shooting_objective(
+    problem: InverseProblem, params: FieldParams, states, data, sigma, nodes, penalty,
+    prior_scale=None,
+) -> Float[Array, ""]:
+    """Merit function of multiple shooting: −ln posterior plus a penalty on the jumps.
+
+    Segment j runs from node τ_j (τ_0 = 0, the observer with p̂ = −n̂) to τ_{j+1} (the last one
+    to the final data time) from the state ``states[j − 1]``. The maps at the data times before
+    the last are predicted from the node states, the last from the end of the last segment
+    (eq. (2.1) of the rel.-diffusion paper, monopole removed as in :func:`predict`). The value
+    is ½ Σ ((model − data)/σ)² − :func:`log_prior` + (μ/2) Σ jumps², the jumps between each
+    segment's end and the next node in units of r_L (position) and 1 (p̂). With states on the
+    paths of ``params`` (:func:`shooting_states`) the jumps vanish and it equals
+    :func:`negative_log_posterior`.
+
+    Args:
+        problem, params, data, sigma, prior_scale: as for :func:`negative_log_posterior`.
+        states: node states, shape (J, Npix, 6), J = len(nodes).
+        nodes: node times (static; :func:`shooting_nodes`).
+        penalty: weight μ of the jumps.
+    """
+    bounds = (0.0, *nodes, problem.t_omega[-1])
+    starts = _segment_starts(problem, states)
+    ends = [_segment(problem, params.coefficients, starts[j], bounds[j + 1] - bounds[j])
+            for j in range(len(bounds) - 1)]
+    at_times = jnp.concatenate([states[np.asarray(_data_rows(problem, nodes), int)],
+                                ends[-1][None]])
+    chi2 = jnp.sum(_map_residuals(problem, params, at_times, data, sigma) ** 2)
+    jumps = jnp.sum((jnp.stack(ends[:-1]) - states) ** 2) if nodes else 0.0
+    return 0.5 * chi2 - log_prior(params.coefficients, prior_scale) + 0.5 * penalty * jumps
+
+
+def shooting_step(
+    problem: InverseProblem, theta, template: FieldParams, states, data, sigma, nodes,
+    prior_scale=None, damping=0.0, free_gradient: bool = False,
+):
+    """One generalised Gauss–Newton step of multiple shooting, by condensing.
+
+    Each segment j is linearised at its own start: its end moves by G_j Δy_j + H_j Δθ
+    (G_j = ∂end/∂start per path, 6×6; H_j = ∂end/∂θ, 6×P; reverse-mode AD through that segment
+    only). Requiring the linearised paths to be continuous fixes every node's step as an affine
+    function of Δθ, Δs_{j+1} = (end_j − s_{j+1}) + G_j Δs_j + H_j Δθ (Δs_0 = 0: the observer is
+    known), which turns the maps at the data times into affine functions of Δθ alone. Δθ then
+    solves the P-dimensional regularised least squares of the data and the prior, with
+    Levenberg–Marquardt ``damping`` λ (diagonal of the normal matrix scaled by 1 + λ).
+
+    Args:
+        problem, data, sigma, prior_scale, free_gradient: as for :func:`fit`.
+        theta: flat θ (:func:`flatten`); ``template`` gives its structure.
+        states: node states (J, Npix, 6); nodes: their times (static).
+        damping: λ ≥ 0.
+
+    Returns:
+        (Δθ, Δstates).
+    """
+    bounds = (0.0, *nodes, problem.t_omega[-1])
+    starts = _segment_starts(problem, states)
+
+    def end_of(y, t, duration):
+        out = _segment(problem, _unflatten(t, template, free_gradient).coefficients, y[None],
+                       duration)[0]
+        return out, out
+
+    shift = jnp.zeros(states.shape[1:], states.dtype)  # a_j: the step of Δs_j at Δθ = 0
+    slope = jnp.zeros((*states.shape[1:], theta.size), states.dtype)  # B_j = ∂Δs_j/∂Δθ
+    moved = []
+    for j in range(len(bounds) - 1):
+        jac = jax.vmap(jax.jacrev(end_of, argnums=(0, 1), has_aux=True), (0, None, None))
+        (G, H), end = jac(starts[j], theta, bounds[j + 1] - bounds[j])
+        target = states[j] if j < len(nodes) else end  # the next node, or the final map
+        shift = end - target + jnp.einsum("pab,pb->pa", G, shift)
+        slope = H + jnp.einsum("pab,pbq->paq", G, slope)
+        moved.append((target, shift, slope))
+    rows = [*_data_rows(problem, nodes), len(nodes)]
+
+    def linear_maps(delta):
+        at_times = jnp.stack([moved[i][0] + moved[i][1] + moved[i][2] @ delta for i in rows])
+        params = _unflatten(theta + delta, template, free_gradient)
+        return _map_residuals(problem, params, at_times, data, sigma).ravel()
+
+    zero = jnp.zeros_like(theta)
+    r0, J = linear_maps(zero), jax.jacfwd(linear_maps)(zero)
+    precision = jnp.zeros_like(theta)
+    if prior_scale is not None:
+        precision = prior_precision(prior_scale, free_gradient)
+    normal = J.T @ J + jnp.diag(precision)
+    # Marquardt: damp along the diagonal of the normal matrix
+    normal = normal + damping * jnp.diag(jnp.diag(normal))
+    delta = -jnp.linalg.solve(normal, J.T @ r0 + precision * theta)
+    d_states = jnp.stack([moved[j][1] + moved[j][2] @ delta for j in range(len(nodes))])
+    return delta, d_states
+
+
 class FitResult(eqx.Module):
     """Outcome of :func:`fit` for every start (leading axis S) and the best one.
 
@@ -544,6 +723,7 @@ def fit(
     prior_scale=None,
     free_gradient: bool = False,
     stages=None,
+    shooting: Shooting | None = None,
     rtol: float = 1e-10,
     atol: float = 1e-12,
     max_steps: int = 500,
@@ -562,6 +742,10 @@ def fit(
             ``n_times_used`` maps only (continuation in T: short times first), with data and model
             smoothed by the beam operator ``smoothing`` (or None); each stage starts from the
             previous one's result. The final unsmoothed fit to all times is always appended.
+        shooting: :class:`Shooting` settings to run multiple shooting on all the data first
+            (Gauss–Newton iterations, the node states started on the paths of each start); its θ
+            then starts ``stages`` and the final fit. Without a node below the last time (one
+            map at τ ≤ ``segment``) it does nothing.
         rtol, atol, max_steps: BFGS (optimistix) tolerances and step limit per stage.
 
     Returns:
@@ -588,8 +772,37 @@ def fit(
             raise ValueError(f"stages: n_times_used {used} exceeds the {n_times} data times")
     template = jax.tree.map(lambda a: a[0], starts)
 
+    nodes = shooting_nodes(problem.t_omega, shooting.segment) if shooting else ()
+
+    def shoot(theta):
+        """Full Gauss–Newton steps of multiple shooting (relaxed: the merit may rise on the way);
+        returns the iterate of lowest merit."""
+
+        def merit(t, states):
+            return shooting_objective(problem, _unflatten(t, template, free_gradient), states,
+                                      data, sigma, nodes, shooting.weight, prior_scale)
+
+        def iteration(_, carry):
+            t, states, damping, best, best_value = carry
+            d_t, d_states = shooting_step(problem, t, template, states, data, sigma, nodes,
+                                          prior_scale, damping, free_gradient)
+            value = merit(t + d_t, states + d_states)
+            ok = jnp.isfinite(value)  # a step to a non-finite merit is refused, and damped
+            t = jnp.where(ok, t + d_t, t)
+            states = jnp.where(ok, states + d_states, states)
+            lower = ok & (value < best_value)
+            return (t, states, jnp.where(ok, damping / 3, damping * 4),
+                    jnp.where(lower, t, best), jnp.where(lower, value, best_value))
+
+        states = shooting_states(problem, _unflatten(theta, template, free_gradient), nodes)
+        value = merit(theta, states)
+        carry = (theta, states, jnp.asarray(1e-3, theta.dtype), theta, value)
+        return jax.lax.fori_loop(0, shooting.iterations, iteration, carry)[3]
+
     def one_start(theta0):
         theta, steps = theta0, 0
+        if nodes:
+            theta, steps = shoot(theta), shooting.iterations
         for used, smoothing in plan:
             sub = with_times(problem, problem.t_omega[:used])
 

@@ -268,57 +268,89 @@ def backtrack(
             raise ValueError("dt must be given when backtrack runs under a JAX transformation")
         k_max = float(jnp.max(jnp.linalg.norm(modes.k, axis=-1)))
         dt = default_step(float(r_larmor), 2 * np.pi / k_max)
+    directions = jnp.asarray(directions)
+    if solver == "boris":
+        shape = (*modes.k.shape[:-2], *directions.shape)
+        return propagate(
+            modes, jnp.zeros(shape, dtype), -jnp.broadcast_to(directions.astype(dtype), shape),
+            t_save, r_larmor, dt=dt,
+        )
     term = LorentzTerm(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
     saveat = diffrax.SaveAt(ts=jnp.asarray(t_save, dtype))
-    if solver == "boris":
-        grid = _step_grid(t_save, dt)
-        kwargs = dict(
-            solver=Boris(),
-            dt0=None,
-            stepsize_controller=diffrax.StepTo(ts=jnp.asarray(grid, dtype)),
-            max_steps=grid.size,
-        )
-    else:
-        kwargs = dict(
-            solver=diffrax.Tsit5(),
-            dt0=jnp.asarray(dt, dtype),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            max_steps=max_steps or int(min(max(4096, 400 * t_save[-1] / dt), 2**31 - 1)),
-        )
-
-    directions = jnp.asarray(directions)
-    stacked = modes.k.ndim == 3
-    if solver == "boris":
-        # Fixed steps: every trajectory (of every stacked realisation) sees the same grid, so
-        # the whole batch is one diffrax state of shape ([R,] M, 3): identical arithmetic to a
-        # vmap over trajectories or realisations, without the masking of a vmapped while loop.
-        shape = (*modes.k.shape[:-2], *directions.shape)
-        y0 = (jnp.zeros(shape, dtype), -jnp.broadcast_to(directions.astype(dtype), shape))
-        sol = diffrax.diffeqsolve(
-            term, t0=0.0, t1=float(t_save[-1]), y0=y0, saveat=saveat, **kwargs
-        )
-        (r, p), n_steps = sol.ys, jnp.full(shape[:-1], sol.stats["num_steps"])
-        if stacked:  # (n_times, R, M, 3) -> (R, n_times, M, 3)
-            r, p = jnp.moveaxis(r, 0, 1), jnp.moveaxis(p, 0, 1)
-    elif stacked:  # adaptive steps differ per realisation too
+    kwargs = dict(
+        solver=diffrax.Tsit5(),
+        dt0=jnp.asarray(dt, dtype),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps or int(min(max(4096, 400 * t_save[-1] / dt), 2**31 - 1)),
+    )
+    if modes.k.ndim == 3:  # adaptive steps differ per realisation too
         return jax.vmap(
             lambda m: backtrack(m, directions, t_omega, r_larmor, solver=solver, dt=dt,
                                 rtol=rtol, atol=atol, max_steps=max_steps)
         )(modes)
-    else:
 
-        def one(n_hat):
-            y0 = (jnp.zeros(3, dtype), -n_hat.astype(dtype))
-            sol = diffrax.diffeqsolve(
-                term, t0=0.0, t1=float(t_save[-1]), y0=y0, saveat=saveat, **kwargs
-            )
-            return sol.ys, sol.stats["num_steps"]
+    def one(n_hat):
+        y0 = (jnp.zeros(3, dtype), -n_hat.astype(dtype))
+        sol = diffrax.diffeqsolve(
+            term, t0=0.0, t1=float(t_save[-1]), y0=y0, saveat=saveat, **kwargs
+        )
+        return sol.ys, sol.stats["num_steps"]
 
-        # adaptive steps: one diffeqsolve per trajectory, each with its own step sequence
-        (r, p), n_steps = jax.vmap(one, out_axes=((1, 1), 0))(directions)
+    # adaptive steps: one diffeqsolve per trajectory, each with its own step sequence
+    (r, p), n_steps = jax.vmap(one, out_axes=((1, 1), 0))(directions)
+    return Trajectories(t_omega=jnp.asarray(t_save, dtype), r=r, p=p, n_steps=n_steps)
+
+
+def propagate(
+    modes: Modes,
+    r0: Float[Array, "*r m 3"],
+    p0: Float[Array, "*r m 3"],
+    t_omega,
+    r_larmor: float | jax.Array,
+    *,
+    dt: float,
+) -> Trajectories:
+    """Continue back-tracking from given states: Boris steps of ``dt`` from τ = 0 to ``t_omega``.
+
+    The field does not depend on time, so a trajectory segment that starts at ``(r0, p0)`` is a
+    back-tracking that started at the origin and has reached ``(r0, p0)``; :func:`backtrack`
+    itself is the case ``r0 = 0``, ``p0 = −n̂``. Multiple shooting
+    (:mod:`crsky.physics.inverse`) integrates each segment between its nodes this way.
+
+    Args:
+        modes: field realisation(s), as for :func:`backtrack` (a leading axis R for R stacked
+            realisations, then ``r0``, ``p0`` have shape (R, M, 3)).
+        r0: start positions, Lc, shape ([R,] M, 3).
+        p0: start momentum directions (unit vectors; Boris keeps |p̂| as given), same shape.
+        t_omega: times τ after the start at which r, p̂ are saved, strictly increasing, > 0
+            (static).
+        r_larmor: Larmor radius in Lc (differentiable).
+        dt: Boris step in 1/Ω.
+
+    Returns:
+        :class:`Trajectories` with r, p̂ of shape (n_times, M, 3) ((R, n_times, M, 3) stacked).
+    """
+    t_save = np.asarray(t_omega, dtype=float)
+    _validate.increasing("t_omega", t_save)
+    _validate.positive("dt", dt)
+    dtype = modes.k.dtype
+    term = LorentzTerm(modes=modes, r_larmor=jnp.asarray(r_larmor, dtype))
+    grid = _step_grid(t_save, dt)
+    # Fixed steps: every trajectory (of every stacked realisation) sees the same grid, so the
+    # whole batch is one diffrax state of shape ([R,] M, 3): identical arithmetic to a vmap
+    # over trajectories or realisations, without the masking of a vmapped while loop.
+    sol = diffrax.diffeqsolve(
+        term, Boris(), t0=0.0, t1=float(t_save[-1]), dt0=None,
+        y0=(jnp.asarray(r0, dtype), jnp.asarray(p0, dtype)),
+        saveat=diffrax.SaveAt(ts=jnp.asarray(t_save, dtype)),
+        stepsize_controller=diffrax.StepTo(ts=jnp.asarray(grid, dtype)), max_steps=grid.size,
+    )
+    (r, p), shape = sol.ys, jnp.shape(r0)
     t_out = jnp.asarray(t_save, dtype)
-    if stacked:
+    if modes.k.ndim == 3:  # (n_times, R, M, 3) -> (R, n_times, M, 3)
+        r, p = jnp.moveaxis(r, 0, 1), jnp.moveaxis(p, 0, 1)
         t_out = jnp.broadcast_to(t_out, (modes.k.shape[0], t_save.size))
+    n_steps = jnp.full(shape[:-1], sol.stats["num_steps"])
     return Trajectories(t_omega=t_out, r=r, p=p, n_steps=n_steps)
 
 
