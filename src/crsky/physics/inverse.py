@@ -516,7 +516,8 @@ class Shooting:
     Every trajectory is cut at node times τ_j (multiples of ``segment`` and every data time
     before the last); the states at the nodes become unknowns next to θ, and each segment is
     integrated from its own node. Generalised Gauss–Newton with condensing (Bock's multiple
-    shooting; :func:`shooting_step`) linearises every segment separately and enforces the
+    shooting, as applied to chaotic data by Baake, Baake, Bock & Briggs, Phys. Rev. A 45, 5524
+    (1992); :func:`shooting_step`) linearises every segment separately and enforces the
     linearised continuity exactly, so the iterates may be discontinuous paths whose jumps close
     as they converge: no derivative passes through more than one segment of the chaotic flow.
     The steps are full (relaxed: no line search, which would hold the iterates to the
