@@ -696,7 +696,8 @@ class FitResult(eqx.Module):
         params: fitted :class:`FieldParams` per start (leading axis S).
         loss: −ln posterior (unsmoothed, at the final times) per start, shape (S,).
         best: index of the start with the lowest loss.
-        steps: optimiser steps summed over the stages, per start (S,).
+        steps: BFGS steps summed over the stages, plus the multiple-shooting iterations, per
+            start (S,).
     """
 
     params: FieldParams
