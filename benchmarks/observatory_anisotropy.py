@@ -5,7 +5,8 @@ isotropic sky; the back-tracking engine's ``δI`` has a preferred axis ``B0``. F
 realisation of a run file (``maps_last``) and each gradient orientation (``∇n ∥ B0``: angle 0;
 ``∇n ⊥ B0``: angle 90° from ``B0``), ``δI = c · b`` (rel.-diffusion paper eq. 2.1, ``K`` of the
 ensemble at the last time, ``|∇n|/n = --strength``/Lc) is rotated onto the equatorial sky with
-``B0`` at RA 229.2°, Dec 11.4° (``rotate_map_healpy``), observed by IceCube and HAWC without shot
+``B0`` at RA 229.2°, Dec 11.4° (or ``--b0-ra``, ``--b0-dec``, ``--field-sign``;
+``rotate_map_healpy``), observed by IceCube and HAWC without shot
 noise (``observe_map``: declination band, per-ring right-ascension mean removed) and its
 pseudo-``C_ℓ`` taken; its full-sky ``C_L`` (``anafast`` of the rotated whole-sky map,
 ``L ≤ 3 nside − 1``) gives the prediction ``M C`` of the same map. ``observatory.mixing_check``
@@ -15,7 +16,7 @@ error and its significance. ::
     OMP_NUM_THREADS=1 .venv/bin/python -m crsky simulate --config reduced --nside 16 \\
         --realisations 16 --t-omega-max 100 --out run16.h5
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/observatory_anisotropy.py run16.h5 \\
-        [--strength 1e-4] [--out anisotropy.json]
+        [--strength 1e-4] [--b0-ra 229.2 --b0-dec 11.4 --field-sign 1] [--out anisotropy.json]
 """
 
 import argparse
@@ -38,11 +39,11 @@ from crsky.resources import resolve  # noqa: E402
 ORIENTATIONS = {"parallel": 0.0, "perpendicular": 90.0}
 
 
-def spectra_of_run(run, experiments, angle_deg: float, strength: float):
-    """Pseudo- and full-sky spectra per realisation, ``{name: (pseudo, full)}``."""
+def spectra_of_run(run, experiments, angle_deg: float, strength: float, rotation):
+    """Pseudo- and full-sky spectra per realisation, ``{name: (pseudo, full)}``, the simulation
+    frame turned onto the sky by ``rotation`` (``observatory.simulation_frame``)."""
     nside = run.config.nside
     lmax_sky = 3 * nside - 1
-    rotation = ob.simulation_frame(ob.radec_to_vector(ob.B0_RA_DEG, ob.B0_DEC_DEG))
     c = np.asarray(sky.liouville_coefficients(ob.gradient_from_b0(angle_deg, 0.0, strength),
                                               run.diffusion().K[-1]))
     out = {e.name: ([], []) for e in experiments}
@@ -60,9 +61,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runfile")
     parser.add_argument("--strength", type=float, default=1e-4)
+    parser.add_argument("--b0-ra", type=float, default=ob.B0_RA_DEG, help="deg")
+    parser.add_argument("--b0-dec", type=float, default=ob.B0_DEC_DEG, help="deg")
+    parser.add_argument("--field-sign", type=int, default=1, choices=(1, -1))
     parser.add_argument("--out", default=None, help="JSON of the per-l results")
     args = parser.parse_args()
     run = runfile.load(args.runfile)
+    rotation = ob.simulation_frame(ob.radec_to_vector(args.b0_ra, args.b0_dec),
+                                   field_sign=args.field_sign)
     nside = run.config.nside
     table = load_experiments(resolve("data", "experiments.toml"))
     experiments = [table["IceCube"], table["HAWC"]]
@@ -73,9 +79,10 @@ def main():
     start = time.perf_counter()
     results = {}
     print(f"{args.runfile}: nside {nside}, {len(run.indices)} realisations, t_omega "
-          f"{float(run.t_omega[-1]):g}, |grad n|/n = {args.strength:g}/Lc, no shot noise")
+          f"{float(run.t_omega[-1]):g}, |grad n|/n = {args.strength:g}/Lc, B0 at RA "
+          f"{args.b0_ra:g}, Dec {args.b0_dec:g}, sign {args.field_sign:+d}, no shot noise")
     for orientation, angle in ORIENTATIONS.items():
-        spectra = spectra_of_run(run, experiments, angle, args.strength)
+        spectra = spectra_of_run(run, experiments, angle, args.strength, rotation)
         for name, (pseudo, full) in spectra.items():
             check = ob.mixing_check(pseudo, full, mixing[name])
             results[f"{name}/{orientation}"] = {
@@ -92,6 +99,8 @@ def main():
         with open(args.out, "w") as f:
             json.dump({"runfile": args.runfile, "nside": nside,
                        "realisations": len(run.indices), "strength": args.strength,
+                       "b0_ra": args.b0_ra, "b0_dec": args.b0_dec,
+                       "field_sign": args.field_sign,
                        "results": results}, f, indent=1)
 
 
