@@ -26,7 +26,13 @@ posterior variance minus 1, averaged over its four coefficients; > 1 means the m
 wave better than the prior, degeneracies with the other waves included), against k r_L, to see
 which scales a map constrains.
 
-Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/inverse_fisher.py --out DIR
+With ``--experiment NAME`` (IceCube, HAWC, … of data/experiments.toml) the maps are in
+equatorial pixels (B0 at the default direction of crsky.physics.observatory) and seen as that
+experiment sees them: its declination band, each ring's mean removed (inverse.make_problem's
+field_of_view); the events fall in the band, σ_pix² = n_obs/events, and a map has n_obs − (rings
+in view) independent values.
+
+Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/inverse_fisher.py --out DIR [--experiment NAME]
 Writes DIR/inverse_fisher.json and DIR/inverse_fisher.png.
 """
 
@@ -46,7 +52,10 @@ import numpy as np  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from crsky.io.tables import load_experiments  # noqa: E402
 from crsky.physics import inverse as inv  # noqa: E402
+from crsky.physics import observatory as ob  # noqa: E402
+from crsky.resources import resolve  # noqa: E402
 
 GRADIENT = np.array([1.0, 0.0, 1.0]) / np.sqrt(2)
 K = np.diag([0.025, 0.025, 0.54])
@@ -67,6 +76,8 @@ def parse_args():
     parser.add_argument("--dt", type=float, default=0.1)
     parser.add_argument("--replot", action="store_true",
                         help="only redraw DIR/inverse_fisher.png from DIR/inverse_fisher.json")
+    parser.add_argument("--experiment", default=None,
+                        help="see the maps as this experiment does (default: whole sky)")
     parser.add_argument("--reference-events", type=float, default=1e6,
                         help="event count of the per-wave information")
     return parser.parse_args()
@@ -77,7 +88,12 @@ def mock(args, n_waves, seed, times):
     key_basis, key_field, _ = jax.random.split(jax.random.PRNGKey(seed), 3)
     basis = inv.make_basis(key_basis, n_waves, args.band[0] / args.r_larmor,
                            args.band[1] / args.r_larmor)
-    problem = inv.make_problem(basis, args.nside, times, args.r_larmor, K, args.dt)
+    seen = {}
+    if args.experiment:
+        experiment = load_experiments(resolve("data", "experiments.toml"))[args.experiment]
+        seen = {"frame": ob.simulation_frame(),
+                "field_of_view": experiment.field_of_view(args.nside)}
+    problem = inv.make_problem(basis, args.nside, times, args.r_larmor, K, args.dt, **seen)
     scale = inv.prior_scale_for(n_waves, args.sigma)
     coefficients = jnp.asarray(scale)[:, None] * jax.random.normal(key_field, (n_waves, 4))
     return problem, inv.FieldParams(coefficients, jnp.asarray(GRADIENT))
@@ -92,11 +108,15 @@ def main():
         args = argparse.Namespace(**{**result["parameters"], "out": args.out})
         plot(result, args, [float(t) for t in args.times], args.out / "inverse_fisher.png")
         return
-    npix = 12 * args.nside**2
+    example = mock(args, 1, 0, times)[0]
+    npix = inv.observed_pixels(example)  # values per map (the field of view's pixels)
+    observation = (np.eye(npix) - 1 / npix if example.observation is None
+                   else np.asarray(example.observation))
     jacobian = jax.jit(inv.jacobian)
     result = {"parameters": {k: (str(v) if isinstance(v, Path) else v)
                              for k, v in vars(args).items()},
-              "npix": npix, "rank_cap_single_map": npix - 1, "settings": []}
+              "npix": npix, "rank_cap_single_map": int(np.linalg.matrix_rank(observation)),
+              "settings": []}
     start_all = time.perf_counter()
     for n_waves in args.waves:
         scale = inv.prior_scale_for(n_waves, args.sigma)
@@ -106,7 +126,7 @@ def main():
         start = time.perf_counter()
         for seed in range(args.problems):
             problem, truth = mock(args, n_waves, seed, times)
-            # J of the monopole-free maps, (n_times, Npix, P)
+            # J of the observed maps, (n_times, n_obs, P)
             J = np.asarray(jacobian(problem, truth)).reshape(len(times), npix, -1)
             k_rl = (np.linalg.norm(np.asarray(problem.basis.k), axis=-1) * args.r_larmor)
             record = {"seed": seed, "k_r_larmor": k_rl.tolist(), "single": {}, "ladder": {}}
@@ -170,7 +190,7 @@ def plot(result, args, times, path):
     if cap <= max(s["unknowns"] for s in result["settings"]):  # the pixels cap the rank
         ax.axhline(cap, color="k", ls=":", lw=0.8)
         handles.append(plt.Line2D([], [], color="k", ls=":", lw=0.8,
-                                  label=f"rank cap Npix − 1 = {cap}"))
+                                  label=f"rank cap: {cap} independent values per map"))
     # colour: number of unknowns; line style: events
     ax.legend(handles=handles, fontsize=7, ncol=2, loc="upper left")
     ax.set_ylim(2**1.7, 2 ** (np.log2(max(s["unknowns"] for s in result["settings"])) + 2.3))
@@ -178,7 +198,8 @@ def plot(result, args, times, path):
     ax.set_yscale("log", base=2)
     ax.set_xlabel("back-tracking time tΩ (time in units of 1/Ω)")
     ax.set_ylabel("identifiable directions (Fisher information > prior)")
-    ax.set_title(f"one map, nside {args.nside} (Npix − 1 = {cap}); "
+    seen = getattr(args, "experiment", None) or "whole sky"
+    ax.set_title(f"one map, nside {args.nside}, {seen} ({cap} values); "
                  f"median of {args.problems} fields")
     # panel b: marginal information per wave against k r_L for the last setting, single map
     ax = axes[1]

@@ -228,6 +228,59 @@ def test_bad_shooting_settings_are_rejected(kwargs, name):
         inv.Shooting(**kwargs)
 
 
+def test_field_of_view_observation_against_observe_map():
+    """A problem in equatorial pixels (B0 at the default direction) seen through a declination
+    band: predict equals, to first order in δI, the numpy observation of the whole-sky map
+    (observatory.observe_map without shot noise: counts over each ring's reference, minus 1) of
+    intensities from paths back-tracked here from Rᵀ n̂ (healpy's pixel vectors)."""
+    import healpy as hp
+
+    from crsky.physics import observatory as ob
+    from crsky.physics import sky
+
+    problem, truth, scale = small_problem(t_omega=(1.0, 2.0), nside=4)
+    rotation = ob.simulation_frame()
+    mask = ob.field_of_view(4, -90.0, -20.0)
+    seen = inv.make_problem(problem.basis, 4, (1.0, 2.0), R_LARMOR, K, 0.1, frame=rotation,
+                            field_of_view=mask)
+    small = inv.FieldParams(truth.coefficients, 1e-4 * GRADIENT)  # δI ~ 1e-5: first order
+    model = np.asarray(inv.predict(seen, small))
+    assert model.shape == (2, int(mask.sum()))
+    n_eq = np.stack(hp.pix2vec(4, np.arange(192)), axis=-1)
+    traj = backtrack(inv.to_modes(problem.basis, truth.coefficients), jnp.asarray(n_eq @ rotation),
+                     np.array([1.0, 2.0]), R_LARMOR, solver="boris", dt=0.1)
+    whole = np.asarray(sky.relative_intensity(traj.r, traj.p, small.gradient, K))
+    for t in range(2):
+        reference = ob.observe_map(whole[t], mask)[mask]
+        # observe_map divides by the ring's mean intensity: they differ at second order in δI
+        np.testing.assert_allclose(model[t], reference, rtol=0, atol=10 * np.abs(whole).max()**2)
+        assert np.abs(reference).max() > 1e-6  # a real signal, not zeros
+    # the fit sees n_obs values per map: data of the whole sky's length are refused
+    starts = inv.random_starts(jax.random.PRNGKey(7), 2, 2, scale, small.gradient)
+    with pytest.raises(ValueError, match="data"):
+        inv.fit(seen, jnp.zeros((2, 192)), 1.0, starts)
+
+
+def test_jacobian_through_the_field_of_view_matches_finite_differences():
+    """inv.jacobian of a problem seen through a band against central differences of predict."""
+    from crsky.physics import observatory as ob
+
+    problem, truth, _ = small_problem(t_omega=(2.0,), nside=2)
+    seen = inv.make_problem(problem.basis, 2, (2.0,), R_LARMOR, K, 0.1,
+                            frame=ob.simulation_frame(), field_of_view=ob.field_of_view(
+                                2, -90.0, 10.0))
+    J = np.asarray(inv.jacobian(seen, truth))
+    theta = np.asarray(truth.coefficients).ravel()
+    h = 1e-6
+    for i in (0, 5):
+        step = np.zeros_like(theta)
+        step[i] = h
+        up, down = (inv.predict(seen, inv.FieldParams(jnp.asarray(theta + s).reshape(2, 4),
+                                                      GRADIENT)) for s in (step, -step))
+        np.testing.assert_allclose(J[:, i], np.ravel(up - down) / (2 * h), rtol=1e-5,
+                                   atol=1e-8)
+
+
 def test_bad_input_is_rejected():
     problem, truth, scale = small_problem()
     basis = problem.basis
@@ -243,6 +296,12 @@ def test_bad_input_is_rejected():
         inv.pixel_sigma(-5.0, 48)
     with pytest.raises(ValueError, match="k_min"):
         inv.make_basis(jax.random.PRNGKey(0), 2, 5.0, 1.0)
+    with pytest.raises(ValueError, match="frame"):
+        inv.make_problem(basis, 2, [1.0], R_LARMOR, K, 0.1, frame=2 * np.eye(3))
+    with pytest.raises(ValueError, match="field_of_view"):
+        inv.make_problem(basis, 2, [1.0], R_LARMOR, K, 0.1, field_of_view=np.zeros(48, bool))
+    with pytest.raises(ValueError, match="field_of_view"):
+        inv.make_problem(basis, 2, [1.0], R_LARMOR, K, 0.1, field_of_view=np.ones(47, bool))
     starts = inv.random_starts(jax.random.PRNGKey(7), 2, 2, scale, GRADIENT)
     with pytest.raises(ValueError, match="data"):
         inv.fit(problem, jnp.zeros((2, 47)), 1.0, starts)

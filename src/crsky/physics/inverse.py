@@ -48,6 +48,7 @@ from jaxtyping import Array, Float
 
 from crsky import _validate
 from crsky.physics import sky, spectra
+from crsky.physics.observatory import remove_ring_mean
 from crsky.physics.tracing import backtrack, healpix_directions, propagate
 from crsky.physics.turbulence import Modes, check_modes, magnetic_field
 
@@ -92,6 +93,9 @@ class InverseProblem(eqx.Module):
         dt: Boris step in 1/Ω (static).
         background: waves of the field that are held fixed (known, not fitted), or None; e.g.
             the scales of a run-file realisation outside the fitted band.
+        observation: the linear map from a whole-sky δI to what is observed, (n_obs, Npix), or
+            None for a whole sky relative to its own mean (the monopole removed); see
+            :func:`make_problem`'s ``field_of_view`` and :func:`observe`.
     """
 
     basis: FieldBasis
@@ -101,6 +105,7 @@ class InverseProblem(eqx.Module):
     t_omega: tuple[float, ...] = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     background: Modes | None = None
+    observation: Float[Array, "nobs npix"] | None = None
 
 
 def _perpendicular_pair(k: Float[Array, "n 3"]) -> tuple[jax.Array, jax.Array]:
@@ -176,11 +181,26 @@ def to_modes(basis: FieldBasis, coefficients: Float[Array, "n 4"]) -> Modes:
 
 def make_problem(
     basis: FieldBasis, nside: int, t_omega, r_larmor: float, K, dt: float,
-    background: Modes | None = None,
+    background: Modes | None = None, *, frame=None, field_of_view=None,
 ) -> InverseProblem:
     """An :class:`InverseProblem` on the HEALPix pixel centres of ``nside`` (RING order).
 
-    Raises ``ValueError`` naming the first bad argument (nside, t_omega, r_larmor, K, dt).
+    Args:
+        basis, t_omega, r_larmor, K, dt, background: as the attributes of
+            :class:`InverseProblem`.
+        nside: HEALPix resolution of the maps.
+        frame: rotation R (3, 3) from the simulation frame (B0 along ẑ) to the frame of the
+            map's pixels, e.g. equatorial (:func:`crsky.physics.observatory.simulation_frame`);
+            pixel n̂ is back-tracked from Rᵀ n̂. Default: the simulation frame.
+        field_of_view: boolean mask (Npix,) of the pixels an experiment sees (in the map's
+            frame, e.g. :func:`crsky.physics.observatory.field_of_view`). The observed map is
+            then what a data-driven reference map leaves: inside the field of view each ring's
+            right-ascension mean removed (:func:`crsky.physics.observatory.remove_ring_mean`,
+            first order in δI), one value per pixel in view. Default: the whole sky, monopole
+            removed.
+
+    Raises ``ValueError`` naming the first bad argument (nside, t_omega, r_larmor, K, dt, frame,
+    field_of_view).
     """
     if background is not None:
         check_modes(background)
@@ -193,15 +213,48 @@ def make_problem(
     if K.shape != (3, 3):
         raise ValueError(f"K must have shape (3, 3), got {K.shape}")
     _validate.finite("K", K)
+    directions = healpix_directions(nside, basis.k.dtype)
+    if frame is not None:
+        frame = np.asarray(frame, dtype=float)
+        if frame.shape != (3, 3) or not np.allclose(frame @ frame.T, np.eye(3), atol=1e-10) \
+                or np.linalg.det(frame) < 0:
+            raise ValueError("frame must be a rotation matrix (3, 3): orthonormal, det +1")
+        directions = directions @ jnp.asarray(frame, basis.k.dtype)  # rows Rᵀ n̂
+    observation = None
+    if field_of_view is not None:
+        mask = np.asarray(field_of_view)
+        if mask.shape != (12 * nside**2,) or mask.dtype != bool or not mask.any():
+            raise ValueError(
+                f"field_of_view must be a non-empty boolean mask of shape ({12 * nside**2},)")
+        # row p: the observed value at pixel p in view, as a linear function of the whole map
+        eye = jnp.eye(12 * nside**2, dtype=basis.k.dtype)
+        observation = remove_ring_mean(eye, mask, nside).T[mask]
     return InverseProblem(
         basis=basis,
-        directions=healpix_directions(nside, basis.k.dtype),
+        directions=directions,
         r_larmor=jnp.asarray(r_larmor, basis.k.dtype),
         K=K,
         t_omega=times,
         dt=float(dt),
         background=background,
+        observation=observation,
     )
+
+
+def observe(problem: InverseProblem, maps) -> Array:
+    """What is observed of whole-sky maps ``maps`` (..., Npix): the values in the field of view
+    with each ring's mean removed, (..., n_obs), or, for the whole sky, the maps relative to
+    their own mean (a measured map's monopole is not observed)."""
+    if problem.observation is None:
+        return maps - jnp.mean(maps, axis=-1, keepdims=True)
+    return maps @ problem.observation.T
+
+
+def observed_pixels(problem: InverseProblem) -> int:
+    """Number of observed values per map: Npix, or the pixels in the field of view."""
+    if problem.observation is None:
+        return problem.directions.shape[0]
+    return problem.observation.shape[0]
 
 
 def with_times(problem: InverseProblem, t_omega) -> InverseProblem:
@@ -220,8 +273,10 @@ def field_modes(problem: InverseProblem, coefficients: Float[Array, "n 4"]) -> M
     return modes
 
 
-def predict(problem: InverseProblem, params: FieldParams) -> Float[Array, "n_times npix"]:
-    """Model maps δI(n̂) at the problem's times, monopole removed, shape (n_times, Npix)."""
+def predict(problem: InverseProblem, params: FieldParams) -> Float[Array, "n_times nobs"]:
+    """Model maps δI(n̂) at the problem's times as observed (:func:`observe`), shape
+    (n_times, n_obs): the whole sky with its monopole removed (n_obs = Npix), or the field of
+    view with its ring means removed."""
     modes = field_modes(problem, params.coefficients)
     traj = backtrack(
         modes, problem.directions, np.asarray(problem.t_omega), problem.r_larmor,
@@ -229,8 +284,7 @@ def predict(problem: InverseProblem, params: FieldParams) -> Float[Array, "n_tim
     )
     # Rel.-diffusion paper eq. (2.1): dI = (r(-T) - 3 p(-T) K) . grad n / n
     d_intensity = sky.relative_intensity(traj.r, traj.p, params.gradient, problem.K)
-    # a measured map is relative to its own sky mean: its monopole is not observed
-    return d_intensity - jnp.mean(d_intensity, axis=-1, keepdims=True)
+    return observe(problem, d_intensity)
 
 
 class FieldAlongPaths(eqx.Module):
@@ -302,16 +356,17 @@ def pixel_sigma(events: float, npix: int) -> float:
 def mock_data(
     key: jax.Array, problem: InverseProblem, truth: FieldParams, events: float | None
 ) -> tuple[jax.Array, jax.Array]:
-    """A mock observed map: the true prediction plus Gaussian shot noise of ``events`` CRs
-    (noise-free for ``events=None``, with unit weights). Returns (data, sigma), each
-    (n_times, Npix); the noise's own monopole is removed like the signal's."""
+    """A mock observed map: the true prediction plus Gaussian shot noise of ``events`` CRs in
+    the observed pixels (noise-free for ``events=None``, with unit weights). Returns (data,
+    sigma), each (n_times, n_obs); the noise is observed like the signal (its monopole, or its
+    ring means, removed)."""
     clean = predict(problem, truth)
-    npix = problem.directions.shape[0]
     if events is None:
         return clean, jnp.ones_like(clean)
-    s = pixel_sigma(events, npix)
-    noise = s * jax.random.normal(key, clean.shape, clean.dtype)
-    return clean + noise - jnp.mean(noise, -1, keepdims=True), jnp.full_like(clean, s)
+    s = pixel_sigma(events, observed_pixels(problem))
+    shape = (len(problem.t_omega), problem.directions.shape[0])
+    noise = s * jax.random.normal(key, shape, clean.dtype)
+    return clean + observe(problem, noise), jnp.full_like(clean, s)
 
 
 def beam_operator(nside: int, fwhm: float, dtype=jnp.float64) -> Float[Array, "npix npix"]:
@@ -386,14 +441,14 @@ def flatten(params: FieldParams, free_gradient: bool) -> Array:
 
 
 def jacobian(problem: InverseProblem, params: FieldParams, free_gradient: bool = False):
-    """J = ∂δI/∂θ, shape (n_times·Npix, P), rows in the order of ``predict(...).ravel()``.
+    """J = ∂δI/∂θ, shape (n_times·n_obs, P), rows in the order of ``predict(...).ravel()``.
 
     Pixel by pixel: the intensity of a pixel depends on θ only through its own trajectory, so J
     is reverse-mode AD through one back-tracking per pixel (n_times cotangents each), vmapped
     over the pixels, and the monopole is removed from J as :func:`predict` removes it from the
     maps. This costs about 1/Npix of reverse mode through the whole map (every row of which
     back-propagates through all Npix trajectories); forward mode is not available (diffrax's
-    checkpointed adjoint).
+    checkpointed adjoint). The observation (:func:`observe`) is applied to J as to the maps.
     """
     theta = flatten(params, free_gradient)
     times = np.asarray(problem.t_omega)
@@ -410,9 +465,9 @@ def jacobian(problem: InverseProblem, params: FieldParams, free_gradient: bool =
         return jnp.concatenate([traj.r, traj.p], axis=-1)[:, 0] @ c
 
     J = jax.vmap(jax.jacrev(pixel_intensity), in_axes=(None, 0))(theta, problem.directions)
-    J = jnp.moveaxis(J, 0, 1)  # (n_times, Npix, P)
-    # a measured map is relative to its own sky mean: its monopole is not observed (predict)
-    J = J - jnp.mean(J, axis=1, keepdims=True)
+    J = jnp.moveaxis(J, 0, -1)  # (n_times, P, Npix)
+    # what is observed of every column, as predict observes the maps
+    J = jnp.moveaxis(observe(problem, J), -1, 1)  # (n_times, n_obs, P)
     return J.reshape(-1, theta.size)
 
 
@@ -421,7 +476,7 @@ def fisher_matrix(
 ) -> Float[Array, "n_params n_params"]:
     """Fisher information F = Jᵀ Σ⁻¹ J of the Gaussian likelihood at ``params`` (P, P)."""
     J = jacobian(problem, params, free_gradient)
-    shape = (len(problem.t_omega), problem.directions.shape[0])
+    shape = (len(problem.t_omega), observed_pixels(problem))
     w = 1 / jnp.ravel(jnp.broadcast_to(jnp.asarray(sigma), shape)) ** 2
     return J.T @ (w[:, None] * J)
 
@@ -584,11 +639,10 @@ def _segment_starts(problem: InverseProblem, states):
 def _map_residuals(problem: InverseProblem, params: FieldParams, at_times, data, sigma):
     """(model − data)/σ of the maps of states ``at_times`` (n_times, Npix, 6)."""
     p = at_times[..., 3:] / jnp.linalg.norm(at_times[..., 3:], axis=-1, keepdims=True)
-    # Rel.-diffusion paper eq. (2.1): dI = (r(-T) - 3 p(-T) K) . grad n / n, monopole removed
+    # Rel.-diffusion paper eq. (2.1): dI = (r(-T) - 3 p(-T) K) . grad n / n, as observed
     d_intensity = sky.relative_intensity(at_times[..., :3] * problem.r_larmor, p,
                                          params.gradient, problem.K)
-    d_intensity = d_intensity - jnp.mean(d_intensity, axis=-1, keepdims=True)
-    return (d_intensity - data) / sigma
+    return (observe(problem, d_intensity) - data) / sigma
 
 
 def _data_rows(problem: InverseProblem, nodes) -> list[int]:
@@ -734,7 +788,7 @@ def fit(
 
     Args:
         problem: the forward map; its ``t_omega`` are the times of ``data``.
-        data, sigma: observed maps and per-pixel errors, (n_times, Npix) (:func:`mock_data`).
+        data, sigma: observed maps and per-pixel errors, (n_times, n_obs) (:func:`mock_data`).
         starts: :class:`FieldParams` with a leading axis S of starting points (the gradient of
             each start is used as is when ``free_gradient`` is False).
         prior_scale: (N,) Gaussian prior scale of the coefficients (:func:`prior_scale_for`), or
@@ -762,16 +816,18 @@ def fit(
         )
     n_times = len(problem.t_omega)
     data, sigma = jnp.asarray(data), jnp.broadcast_to(jnp.asarray(sigma), jnp.shape(data))
-    if data.shape != (n_times, problem.directions.shape[0]):
+    if data.shape != (n_times, observed_pixels(problem)):
         raise ValueError(
-            f"data must have shape (n_times, Npix) = ({n_times}, {problem.directions.shape[0]}),"
+            f"data must have shape (n_times, n_obs) = ({n_times}, {observed_pixels(problem)}),"
             f" got {data.shape}"
         )
     plan = [*(stages or ()), (n_times, None)]
-    for used, _ in plan:
+    for used, smoothing in plan:
         _validate.positive_int("stages n_times_used", used)
         if used > n_times:
             raise ValueError(f"stages: n_times_used {used} exceeds the {n_times} data times")
+        if smoothing is not None and problem.observation is not None:
+            raise ValueError("stages: beam smoothing needs whole-sky maps (no field_of_view)")
     template = jax.tree.map(lambda a: a[0], starts)
 
     nodes = shooting_nodes(problem.t_omega, shooting.segment) if shooting else ()
