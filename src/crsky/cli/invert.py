@@ -60,6 +60,11 @@ def register(subparsers) -> None:
                         "(all maps at once)")
     p.add_argument("--segment", type=float, default=2.0,
                    help="longest multiple-shooting segment, tΩ (with --method shooting)")
+    p.add_argument("--experiment", default=None,
+                   help="see the map as this experiment of data/experiments.toml does "
+                        "(case-insensitive): equatorial pixels with B0 at its default "
+                        "direction, the declination band, each ring's mean removed; default: "
+                        "the whole sky in the simulation frame")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -105,10 +110,13 @@ def run(args) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from crsky import _validate
+    from crsky import _validate, resources
     from crsky.cli._common import print_json
+    from crsky.inference.data import find_experiment
+    from crsky.io.tables import load_experiments
     from crsky.io.text import to_builtin
     from crsky.physics import inverse as inv
+    from crsky.physics import observatory
     from crsky.plotting.inverse import (
         recovery_against_time,
         recovery_along_paths,
@@ -131,6 +139,12 @@ def run(args) -> int:
     _validate.positive("--k-band", args.k_band)
     if args.k_band[0] > args.k_band[1]:
         raise ValueError(f"--k-band: K_MIN {args.k_band[0]} must be <= K_MAX {args.k_band[1]}")
+    observed_as = {}
+    if args.experiment is not None:
+        experiment = find_experiment(
+            load_experiments(resources.resolve("data", "experiments.toml")), args.experiment)
+        observed_as = {"frame": observatory.simulation_frame(),
+                       "field_of_view": experiment.field_of_view(args.nside)}
     held_out_t = args.held_out_t_omega or 2 * args.t_omega[-1]
     _validate.positive("--held-out-t-omega", held_out_t)
     free_gradient = args.parametrisation == "fourier+gradient"
@@ -152,7 +166,8 @@ def run(args) -> int:
     prior_scale = inv.prior_scale_for(n_modes, args.sigma)
     K = jnp.diag(jnp.asarray([args.kappa[0], args.kappa[0], args.kappa[1]], dtype))
     gradient = jnp.asarray(args.gradient, dtype)
-    problem = inv.make_problem(basis, args.nside, args.t_omega, r_larmor, K, dt, background)
+    problem = inv.make_problem(basis, args.nside, args.t_omega, r_larmor, K, dt, background,
+                               **observed_as)
     truth = inv.FieldParams(true_coefficients, gradient)
     events = args.events or None
     fit_prior = prior_scale if events else None  # noise-free: maximum likelihood
@@ -178,7 +193,9 @@ def run(args) -> int:
     npix = problem.directions.shape[0]
     # the field along PATH_COUNT paths spread over the sky, back-tracked through the true field
     # out to the held-out time; the last fitted time splits seen from extrapolated
-    path_pixels = np.linspace(0, npix - 1, PATH_COUNT).round().astype(int)
+    view = observed_as.get("field_of_view")
+    in_view = np.arange(npix) if view is None else np.flatnonzero(view)
+    path_pixels = in_view[np.linspace(0, in_view.size - 1, PATH_COUNT).round().astype(int)]
     path_times = np.linspace(0.0, held_out_t, PATH_SAMPLES + 1)[1:]
     along = inv.field_along_paths(problem, truth, best, path_pixels, path_times)
     path_residual = np.linalg.norm(np.asarray(along.b_recovered - along.b_true), axis=-1)
@@ -210,6 +227,8 @@ def run(args) -> int:
         "r_larmor": r_larmor,
         "dt": dt,
         "pixels": npix,
+        "experiment": experiment.name if observed_as else None,
+        "pixels_observed": inv.observed_pixels(problem),
         "t_omega": list(args.t_omega),
         "events": events,
         "pixel_sigma": float(sigma.ravel()[0]) if events else None,
@@ -236,9 +255,10 @@ def run(args) -> int:
             "max_residual_to_held_out_t_omega": float(path_residual.max()),
         },
     }
-    recovery_maps(clean[-1], recovered[-1], data[-1],
+    recovery_maps(clean[-1], recovered[-1], data[-1], field_of_view=view,
                   title=f"tΩ = {args.t_omega[-1]:g} (mock)").savefig(out / "maps.png", dpi=110)
-    recovery_maps(held_true, held_rec, title=f"held out, tΩ = {held_out_t:g} (mock)").savefig(
+    recovery_maps(held_true, held_rec, title=f"held out, tΩ = {held_out_t:g} (mock)",
+                  field_of_view=view).savefig(
         out / "held_out.png", dpi=110)
     recovery_against_time(
         [p["t_omega"] for p in per_t],

@@ -8,20 +8,29 @@ from crsky import _validate
 from crsky.physics import spectra
 
 
-def recovery_maps(true_map, recovered_map, data_map=None, title: str = ""):
+def recovery_maps(true_map, recovered_map, data_map=None, title: str = "",
+                  field_of_view=None):
     """Mollweide views of the true, recovered and residual (recovered − true) maps, and of the
     data when given, side by side, on one colour scale (the residual on its own). Maps are
-    RING-ordered ``(Npix,)``; returns the Figure."""
+    RING-ordered ``(Npix,)``, or, with a boolean ``field_of_view`` mask (Npix,), the values of
+    the pixels in view (the rest drawn grey); returns the Figure."""
     import matplotlib.pyplot as plt
 
     maps = {"true": true_map, "recovered": recovered_map}
     if data_map is not None:
         maps = {"data": data_map, **maps}
     maps = {k: np.asarray(v, dtype=float) for k, v in maps.items()}
+    mask = None if field_of_view is None else np.asarray(field_of_view, dtype=bool)
+    if mask is not None:
+        spectra.nside_from_npix(mask.size, "field_of_view")
     for name, m in maps.items():
         if m.ndim != 1:
             raise ValueError(f"{name} map must have shape (Npix,), got {m.shape}")
-        spectra.nside_from_npix(m.size, f"{name} map")
+        if mask is None:
+            spectra.nside_from_npix(m.size, f"{name} map")
+        elif m.size != mask.sum():
+            raise ValueError(f"{name} map must hold the {mask.sum()} pixels in view, got "
+                             f"{m.size}")
         _validate.finite(f"{name} map", m)
     if len({m.size for m in maps.values()}) != 1:
         raise ValueError("the maps must have the same number of pixels")
@@ -30,6 +39,9 @@ def recovery_maps(true_map, recovered_map, data_map=None, title: str = ""):
     fig = plt.figure(figsize=(4.2 * len(maps), 3.0))
     for i, (name, m) in enumerate(maps.items()):
         lim = np.max(np.abs(m)) if name == "residual" else limit
+        if mask is not None:  # healpy draws UNSEEN pixels grey
+            m = np.where(mask, 0.0, hp.UNSEEN).astype(float)
+            m[mask] = maps[name]
         hp.mollview(m, fig=fig.number, sub=(1, len(maps), i + 1), title=name, min=-lim,
                     max=lim, cmap="RdBu_r", nest=False)
     if title:
