@@ -79,27 +79,35 @@ def scalars(cl):
     return jnp.stack([cl[:, 1], cl[:, 1:] @ weight[1:]])
 
 
-def lyapunov(keys, args, tau, delta=1e-9):
-    """Mean ln of the phase-space separation (|dr|/r_L + |dp|) of neighbouring trajectories.
-
-    Returns (n_times,) <ln(d/d0)> over trajectories and realisations, d0 = delta rad.
-    """
-    dirs = healpix_directions(args.nside)
-    # rotate each arrival direction by delta about an axis perpendicular to it
-    axis = jnp.cross(dirs, jnp.array([0.3, -0.5, 0.81]))
+def ln_separation(modes, directions, tau, r_larmor, dt, delta=1e-9):
+    """<ln(d/d0)> over the trajectories of ``directions`` at the times ``tau``, (n_times,):
+    d = |dr|/r_L + |dp| the phase-space separation from the trajectory whose arrival direction
+    is turned by d0 = ``delta`` rad about an axis perpendicular to it."""
+    axis = jnp.cross(directions, jnp.array([0.3, -0.5, 0.81]))
     axis = axis / jnp.linalg.norm(axis, axis=-1, keepdims=True)
-    shifted = dirs * math.cos(delta) + jnp.cross(axis, dirs) * math.sin(delta)
+    shifted = directions * math.cos(delta) + jnp.cross(axis, directions) * math.sin(delta)
+    a = backtrack(modes, directions, tau, r_larmor, dt=dt)
+    b = backtrack(modes, shifted, tau, r_larmor, dt=dt)
+    d = jnp.linalg.norm(a.r - b.r, axis=-1) / r_larmor + jnp.linalg.norm(a.p - b.p, axis=-1)
+    return jnp.mean(jnp.log(d / delta), axis=-1)
+
+
+def lyapunov_exponent(tau, ln_sep, delta=1e-9):
+    """Slope of <ln d> in tΩ for tΩ ≥ 5, before saturation (d < 1e-3)."""
+    fit = (ln_sep + math.log(delta) < math.log(1e-3)) & (tau >= 5)
+    return float(np.polyfit(tau[fit], ln_sep[fit], 1)[0])
+
+
+def lyapunov(keys, args, tau):
+    """:func:`ln_separation` averaged over the realisations of ``keys``, (n_times,)."""
+    dirs = healpix_directions(args.nside)
 
     @jax.jit
     def one(key):
         modes = sample_modes(
             key, TurbulenceSpectrum(sigma=math.sqrt(args.sigma2), n_modes=args.modes)
         )
-        a = backtrack(modes, dirs, tau, args.r_larmor, dt=args.dt)
-        b = backtrack(modes, shifted, tau, args.r_larmor, dt=args.dt)
-        dr = jnp.linalg.norm(a.r - b.r, axis=-1) / args.r_larmor
-        d = dr + jnp.linalg.norm(a.p - b.p, axis=-1)
-        return jnp.mean(jnp.log(d / delta), axis=-1)
+        return ln_separation(modes, dirs, tau, args.r_larmor, args.dt)
 
     return np.mean([np.asarray(one(k)) for k in keys], axis=0)
 
@@ -154,9 +162,7 @@ def main():
                       for t in range(tau.size)] for i in range(len(SCALARS))])
     z = (g_mean - d_mean) / np.sqrt(g_std**2 / n_real + d_err**2)
     ln_sep = lyapunov(keys[: min(8, n_real)], args, tau)
-    # Lyapunov exponent: slope of <ln d> in tOmega before saturation (d < 1e-3 of order one)
-    fit = ln_sep + math.log(1e-9) < math.log(1e-3)
-    lam = float(np.polyfit(tau[fit & (tau >= 5)], ln_sep[fit & (tau >= 5)], 1)[0])
+    lam = lyapunov_exponent(tau, ln_sep)
     # growth rate gamma of the pathwise-gradient spread, fitted where eta > 2 (chaotic regime)
     growth = {}
     for i, name in enumerate(SCALARS):
