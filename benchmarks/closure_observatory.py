@@ -33,7 +33,10 @@ intervals (binomial standard error), the mean and spread of ``median − p``, an
 experiment and way, with the data as an argument. ::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/closure_observatory.py [--sets 40] \\
-        [--p 0.5] [--q1 1e-6] [--nside 64] [--out closure_observatory.json]
+        [--p 0.5] [--q1 1e-6] [--nside 64] [--joint] [--out closure_observatory.json]
+
+``--joint`` fits IceCube and HAWC together: each mock data set is one sky seen by both, with the
+joint covariance of their pseudo-C_ℓ (the shipped run file ``mock_icecube_hawc_pseudo_p``).
 """
 
 import argparse
@@ -212,19 +215,27 @@ def main():
     parser.add_argument("--nuts-sets", type=int, default=20)
     parser.add_argument("--experiments", nargs="+", default=["IceCube", "HAWC"],
                         choices=["IceCube", "HAWC"])
+    parser.add_argument("--joint", action="store_true",
+                        help="fit the --experiments jointly: one sky seen by all of them")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.joint and "ideal" in args.ways:
+        parser.error("--joint: the ideal way reads one experiment's table")
     experiments = load_experiments(resolve("data", "experiments.toml"))
+    groups = ([[experiments[n] for n in args.experiments]] if args.joint
+              else [[experiments[n]] for n in args.experiments])
     results = {}
-    for name in args.experiments:
-        exp = experiments[name]
+    for group in groups:
+        name = "+".join(e.name for e in group)
+        ell_max = max(e.ell_max for e in group)
         start = time.perf_counter()
-        tables = [cdata.mock_pseudo_cl_table(args.p, args.q1, [exp], args.seed0 + i,
+        tables = [cdata.mock_pseudo_cl_table(args.p, args.q1, group, args.seed0 + i,
                                              nside=args.nside)
                   for i in range(args.sets)]
         made = time.perf_counter() - start
         lmax_sky = int(tables[0].meta["lmax_sky"])
-        forward = cdata.pseudo_cl_forward(exp, args.nside, exp.ell_max, lmax_sky)
+        forward = [cdata.pseudo_cl_forward(e, args.nside, ell_max, lmax_sky) for e in group]
+        exp = group[0]  # the ideal way's experiment (one per group without --joint)
         results[name] = {"mock_seconds": made}
         maps = {}
         for way in args.ways:
@@ -233,8 +244,8 @@ def main():
                 sets = [models.spectrum_data(ideal_table(t), 1, exp.ell_max) for t in tables]
                 kwargs = {"data": sets[0], "priors": PRIORS, "error_model": "cosmic_variance"}
             else:
-                sets = [models.spectrum_data(t, 1, exp.ell_max) for t in tables]
-                kwargs = {"data": sets[0], "priors": PRIORS, "experiment": [forward],
+                sets = [models.spectrum_data(t, 1, ell_max) for t in tables]
+                kwargs = {"data": sets[0], "priors": PRIORS, "experiment": forward,
                           "error_model": "table" if way == "pseudo_table" else "cosmic_variance"}
             if way == "pseudo_fiducial_truth":
                 fitter = Fitter(kwargs, fiducial=True)
