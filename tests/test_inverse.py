@@ -302,6 +302,10 @@ def test_bad_input_is_rejected():
         inv.make_problem(basis, 2, [1.0], R_LARMOR, K, 0.1, field_of_view=np.zeros(48, bool))
     with pytest.raises(ValueError, match="field_of_view"):
         inv.make_problem(basis, 2, [1.0], R_LARMOR, K, 0.1, field_of_view=np.ones(47, bool))
+    # nside 1024: the dense observation operator would need ~3.6e15 bytes, refused at once
+    with pytest.raises(ValueError, match="nside=1024"):
+        inv.make_problem(basis, 1024, [1.0], R_LARMOR, K, 0.1,
+                         field_of_view=np.ones(12 * 1024**2, bool))
     starts = inv.random_starts(jax.random.PRNGKey(7), 2, 2, scale, GRADIENT)
     with pytest.raises(ValueError, match="data"):
         inv.fit(problem, jnp.zeros((2, 47)), 1.0, starts)

@@ -102,6 +102,10 @@ def test_propagate_continues_a_backtracking(modes):
     whole = backtrack(modes, dirs, np.array([3.5, 5.0]), R_L, solver="boris", dt=0.1)
     np.testing.assert_allclose(rest.r, whole.r, atol=1e-11)
     np.testing.assert_allclose(rest.p, whole.p, atol=1e-11)
+    with pytest.raises(ValueError, match="r0 and p0"):
+        propagate(modes, first.r[0], first.p[0, :5], np.array([1.0]), R_L, dt=0.1)
+    with pytest.raises(ValueError, match="dt"):
+        propagate(modes, first.r[0], first.p[0], np.array([1.0]), R_L, dt=-0.1)
 
 
 def test_boris_conserves_momentum_in_turbulence(modes):

@@ -213,6 +213,14 @@ def make_problem(
     if K.shape != (3, 3):
         raise ValueError(f"K must have shape (3, 3), got {K.shape}")
     _validate.finite("K", K)
+    npix = 12 * nside**2
+    if field_of_view is not None:
+        mask = np.asarray(field_of_view)
+        if mask.shape != (npix,) or mask.dtype != bool or not mask.any():
+            raise ValueError(f"field_of_view must be a non-empty boolean mask of shape ({npix},)")
+        # the dense operator: the identity, its observed image and the kept rows, float64
+        _validate.fits_in_memory(f"nside={nside} with field_of_view", 3 * 8 * npix**2,
+                                 "the observation operator (Npix x Npix)")
     directions = healpix_directions(nside, basis.k.dtype)
     if frame is not None:
         frame = np.asarray(frame, dtype=float)
@@ -222,12 +230,8 @@ def make_problem(
         directions = directions @ jnp.asarray(frame, basis.k.dtype)  # rows Rᵀ n̂
     observation = None
     if field_of_view is not None:
-        mask = np.asarray(field_of_view)
-        if mask.shape != (12 * nside**2,) or mask.dtype != bool or not mask.any():
-            raise ValueError(
-                f"field_of_view must be a non-empty boolean mask of shape ({12 * nside**2},)")
         # row p: the observed value at pixel p in view, as a linear function of the whole map
-        eye = jnp.eye(12 * nside**2, dtype=basis.k.dtype)
+        eye = jnp.eye(npix, dtype=basis.k.dtype)
         observation = remove_ring_mean(eye, mask, nside).T[mask]
     return InverseProblem(
         basis=basis,

@@ -330,6 +330,9 @@ def propagate(
     Returns:
         :class:`Trajectories` with r, p̂ of shape (n_times, M, 3) ((R, n_times, M, 3) stacked).
     """
+    if jnp.shape(r0) != jnp.shape(p0) or jnp.ndim(r0) < 2 or jnp.shape(r0)[-1] != 3:
+        raise ValueError(f"r0 and p0 must share a shape ([R,] M, 3), got {jnp.shape(r0)} and "
+                         f"{jnp.shape(p0)}")
     t_save = np.asarray(t_omega, dtype=float)
     _validate.increasing("t_omega", t_save)
     _validate.positive("dt", dt)
